@@ -1,0 +1,93 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layout: proto/ is the contract, Sources/ the shared libraries, daemon/ the daemon,
+// clients/ the clients, Tests/ the tests (one target per library).
+let package = Package(
+    name: "aftersales",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "aftersalesd", targets: ["aftersalesd"]),
+        .executable(name: "aftersales-probe", targets: ["aftersales-probe"]),
+        .library(name: "AfterSalesClient", targets: ["AfterSalesClient"]),
+        .library(name: "CaseEngine", targets: ["CaseEngine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // MARK: shared libraries
+        .systemLibrary(
+            name: "CZeroMQ",
+            path: "Sources/CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(
+            name: "AfterSalesProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "AfterSalesRPC",
+            dependencies: [
+                "AfterSalesProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .target(
+            name: "CaseEngine",
+            dependencies: [
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ]
+        ),
+
+        // MARK: daemon
+        .target(
+            name: "AfterSalesDaemon",
+            dependencies: [
+                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "daemon/Sources/AfterSalesDaemon"
+        ),
+        .executableTarget(
+            name: "aftersalesd",
+            dependencies: [
+                "AfterSalesDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "daemon/Sources/aftersalesd"
+        ),
+
+        // MARK: clients
+        .target(
+            name: "AfterSalesClient",
+            dependencies: ["AfterSalesRPC", "AfterSalesProto", "ZeroMQ"],
+            path: "clients/swift/AfterSalesClient"
+        ),
+        .executableTarget(
+            name: "aftersales-probe",
+            dependencies: [
+                "AfterSalesClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "clients/swift/aftersales-probe"
+        ),
+
+        // MARK: tests
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine"]),
+        .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ"]),
+        .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto"]),
+    ]
+)
