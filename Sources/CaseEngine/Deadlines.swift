@@ -1,0 +1,65 @@
+import HeapModule
+
+// The deadline queue: every case's current deadline, ordered by due time, so the daemon
+// sleeps exactly until the next one (Redis's ae.c timer idea).
+
+/// One scheduled deadline: a case's clock of `kind`, due at `dueAt`.
+public struct ScheduledDeadline: Sendable, Hashable, Comparable {
+    /// When it fires.
+    public var dueAt: Millis
+    /// The case it belongs to.
+    public var caseID: String
+    /// Which clock.
+    public var kind: DeadlineKind
+
+    /// Creates an entry.
+    public init(dueAt: Millis, caseID: String, kind: DeadlineKind) {
+        self.dueAt = dueAt
+        self.caseID = caseID
+        self.kind = kind
+    }
+
+    /// Due order; ties by case id then kind so that firing order is deterministic.
+    public static func < (lhs: ScheduledDeadline, rhs: ScheduledDeadline) -> Bool {
+        (lhs.dueAt, lhs.caseID, lhs.kind) < (rhs.dueAt, rhs.caseID, rhs.kind)
+    }
+}
+
+/// A min-heap of deadlines with lazy cancellation: an entry is live only while its case's
+/// current `deadline` still equals it. Replacing a case's deadline costs one O(log n)
+/// push; the superseded entry is dropped when it reaches the top.
+public struct DeadlineQueue: Sendable {
+    private var heap = Heap<ScheduledDeadline>()
+
+    /// An empty queue.
+    public init() {}
+
+    /// Entries held, live and stale.
+    public var storedCount: Int { heap.count }
+
+    /// The earliest entry, live or stale.
+    public var earliest: ScheduledDeadline? { heap.min }
+
+    /// Adds an entry. O(log n).
+    public mutating func schedule(_ entry: ScheduledDeadline) {
+        heap.insert(entry)
+    }
+
+    /// Removes and returns the earliest entry. O(log n).
+    public mutating func popEarliest() -> ScheduledDeadline? {
+        heap.popMin()
+    }
+
+    /// Drops stale entries from the top until the earliest is live (or the queue is empty).
+    public mutating func discardStale(isLive: (ScheduledDeadline) -> Bool) {
+        while let top = heap.min, !isLive(top) { _ = heap.popMin() }
+    }
+
+    /// Rebuilds from exactly `entries`, O(n): used at restore and to shed stale entries.
+    public mutating func rebuild<S: Sequence>(from entries: S) where S.Element == ScheduledDeadline {
+        heap = Heap(entries)
+    }
+
+    /// Every stored entry, in no particular order (for checks and tests).
+    public var unorderedEntries: [ScheduledDeadline] { Array(heap.unordered) }
+}

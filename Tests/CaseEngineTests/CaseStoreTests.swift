@@ -1,0 +1,109 @@
+import CaseEngine
+import Testing
+
+/// The store: copy-on-write snapshots, listing and paging, restore, and the deadline
+/// queue driven by a manual clock.
+@Suite struct CaseStoreTests {
+    @Test func copyIsUnchangedWhenTheOriginalMutates() throws {
+        var store = CaseStore()
+        for line in 0..<50 {
+            _ = try store.apply(Fixture.create(Fixture.newCase(line: "\(line)")), now: Fixture.t0)
+        }
+        let snapshot = store
+        let frozen = snapshot["AS0000000007"]
+        _ = try store.apply(Fixture.merchant("AS0000000007", .merchantAgree(note: "")), now: Fixture.t0 + 1)
+        _ = try store.apply(Fixture.create(Fixture.newCase(line: "new")), now: Fixture.t0 + 2)
+        _ = store.fireDueDeadlines(now: Fixture.t0 + 60 * TimeSpan.day)
+        #expect(snapshot["AS0000000007"] == frozen)
+        #expect(snapshot["AS0000000007"]?.status == .awaitingMerchantReview)
+        #expect(snapshot.count == 50)
+        #expect(snapshot.count(in: .awaitingMerchantReview) == 50)
+        #expect(snapshot.nextDeadline == Fixture.t0 + 48 * TimeSpan.hour)
+        #expect(store.count(in: .awaitingMerchantReview) == 0)
+        #expect(store.count == 51)
+    }
+
+    @Test func listFiltersAndPagesInCaseIDOrder() throws {
+        var store = CaseStore()
+        for index in 0..<30 {
+            var new = Fixture.newCase(line: "\(index)")
+            new.merchantID = index % 3 == 0 ? "m-a" : "m-b"
+            let id = try store.apply(Fixture.create(new), now: Fixture.t0).case.caseID
+            if index % 2 == 0 {
+                _ = try store.apply(Request(caseID: id, actor: .merchant, actorID: new.merchantID, command: .merchantAgree(note: "")), now: Fixture.t0 + 1)
+            }
+        }
+        func collect(status: CaseStatus?, merchant: String?, pageSize: Int) -> [String] {
+            var ids: [String] = []
+            var after: String? = nil
+            repeat {
+                let page = store.list(status: status, merchantID: merchant, after: after, limit: pageSize)
+                #expect(page.cases.count <= pageSize)
+                ids += page.cases.map(\.caseID)
+                after = page.nextAfter
+            } while after != nil
+            return ids
+        }
+        let all = store.cases.values.sorted { $0.caseID < $1.caseID }
+        for status in [nil, CaseStatus.refunded, .awaitingMerchantReview, .closed] {
+            for merchant in [nil, "m-a", "m-b", "nobody"] {
+                let expected = all.filter { (status == nil || $0.status == status) && (merchant == nil || $0.merchantID == merchant) }.map(\.caseID)
+                for pageSize in [1, 4, 7, 100] {
+                    #expect(collect(status: status, merchant: merchant, pageSize: pageSize) == expected, "\(String(describing: status)) \(String(describing: merchant)) \(pageSize)")
+                }
+            }
+        }
+        #expect(store.list(consumerID: Fixture.consumer, limit: 1000).cases.count == 30)
+        #expect(store.list(limit: 0).cases.isEmpty)
+        #expect(store.countsByStatus[.refunded] == 15)
+    }
+
+    @Test func restoreRebuildsIndexesAndDeadlines() throws {
+        var store = CaseStore()
+        for line in 0..<20 {
+            let id = try store.apply(Fixture.create(Fixture.newCase(line: "\(line)", signals: line % 4 == 0 ? Signals(evidence: [Fixture.defectPhoto]) : Signals())),
+                                     now: Fixture.t0 + Millis(line)).case.caseID
+            if line % 5 == 1 { _ = try store.apply(Fixture.consumer(id, .cancel(note: "")), now: Fixture.t0 + 100) }
+        }
+        let restored = CaseStore(config: store.config, restoring: Array(store.cases.values), nextCaseNumber: store.nextCaseNumber)
+        #expect(restored == store)
+        #expect(restored.nextDeadline == store.nextDeadline)
+        var a = store, b = restored
+        let due = Fixture.t0 + 60 * TimeSpan.day
+        #expect(a.fireDueDeadlines(now: due) == b.fireDueDeadlines(now: due))
+        // A counter lower than the restored ids is raised past them.
+        #expect(CaseStore(restoring: Array(store.cases.values), nextCaseNumber: 1).nextCaseNumber == 21)
+    }
+
+    /// The 12-hour expiry proved with a manual clock: time moves only when the test says,
+    /// so the whole 12 hours pass in microseconds (swift-nio's EmbeddedEventLoop idea).
+    @Test func twelveHourExpiryWithManualClock() throws {
+        var clock: Millis = Fixture.t0
+        var store = CaseStore()
+        let id = try store.apply(Fixture.create(Fixture.newCase(signals: Signals(evidence: [Fixture.defectPhoto]))), now: clock).case.caseID
+        var expiries: [Outcome] = []
+        // Advance a minute at a time, as a daemon loop waking on its poll timeout would.
+        while expiries.isEmpty && clock < Fixture.t0 + 13 * TimeSpan.hour {
+            clock += TimeSpan.minute
+            expiries = store.fireDueDeadlines(now: clock)
+        }
+        #expect(clock == Fixture.t0 + 12 * TimeSpan.hour)
+        #expect(expiries.first?.announcements.map(\.topic) == [.proposalExpired])
+        #expect(store[id]?.proposal?.state == .expired)
+        #expect(store.nextDeadline == clock + 48 * TimeSpan.hour)
+    }
+
+    @Test func queueStaysBoundedUnderChurn() throws {
+        var store = CaseStore()
+        var now = Fixture.t0
+        let id = try store.apply(Fixture.create(Fixture.newCase()), now: now).case.caseID
+        // Offer and reject repeatedly: each step replaces the deadline, leaving a stale entry.
+        for _ in 0..<3_000 {
+            now += 1
+            _ = try store.apply(Fixture.merchant(id, .merchantOffer(OfferTerms(type: .refundOnly, refundAmount: 1))), now: now)
+            _ = try store.apply(Fixture.consumer(id, .respondToOffer(.reject)), now: now)
+        }
+        #expect(store.queuedDeadlines.count <= 2 + 1_024 + 2)
+        #expect(store.nextDeadline == now + 48 * TimeSpan.hour)
+    }
+}
