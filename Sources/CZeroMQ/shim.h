@@ -10,7 +10,7 @@
 
 // errno values the Swift layer tests for. Exposed as functions because some of them
 // are macros Swift cannot import (zmq.h defines ETERM, EFSM, ... as expressions), and
-// so that the ZeroMQ module need not import Glibc/Darwin just for two constants.
+// so that the ZeroMQ module need not import Glibc/Darwin just for these constants.
 static inline int CZeroMQ_EINTR(void) { return EINTR; }
 static inline int CZeroMQ_EAGAIN(void) { return EAGAIN; }
 static inline int CZeroMQ_ETERM(void) { return ETERM; }
