@@ -54,6 +54,7 @@ let package = Package(
                 "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ],
             path: "daemon/Sources/AfterSalesDaemon"
         ),

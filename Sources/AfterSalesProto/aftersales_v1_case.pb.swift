@@ -1042,7 +1042,8 @@ public nonisolated struct Aftersales_V1_Case: @unchecked Sendable {
     set {_uniqueStorage()._orderID = newValue}
   }
 
-  /// The order line within the order; at most one open case per (order_id, order_line_id).
+  /// The order line within the order (may be empty when the order has one line); at most
+  /// one open (non-terminal) case per (order_id, order_line_id).
   public var orderLineID: String {
     get {_storage._orderLineID}
     set {_uniqueStorage()._orderLineID = newValue}

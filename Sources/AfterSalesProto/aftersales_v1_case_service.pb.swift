@@ -43,11 +43,13 @@ public nonisolated struct Aftersales_V1_CreateCaseRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Required, at most 128 bytes each.
+  /// Required, at most 128 bytes.
   public var orderID: String = String()
 
+  /// Optional (empty when the order has one line), at most 128 bytes.
   public var orderLineID: String = String()
 
+  /// Required, at most 128 bytes each.
   public var consumerID: String = String()
 
   public var merchantID: String = String()

@@ -1,0 +1,198 @@
+// CaseService: each wire request becomes one CaseEngine command, and each outcome one
+// wire response. The rules themselves live in CaseEngine; this file only translates.
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import Foundation
+import SwiftProtobuf
+
+/// A decoded mutating call, ready for the engine, with how to shape its answer.
+struct MutationCall {
+    var request: CaseEngine.Request
+    var respond: (Outcome) -> any SwiftProtobuf.Message
+}
+
+enum CaseCalls {
+    /// Decodes a call's payload as its method's request type; INVALID_ARGUMENT when it does not parse.
+    static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ payload: Data) throws(RPCError) -> M {
+        do {
+            return try M(serializedBytes: payload)
+        } catch {
+            throw RPCError(.invalidArgument, "payload does not parse as \(M.protoMessageName): \(error)")
+        }
+    }
+
+    static func decision(_ value: Aftersales_V1_Decision) throws(RPCError) -> Decision {
+        guard let decision: Decision = EnumMapping.engine(value) else {
+            throw RPCError(.invalidArgument, "decision: must be DECISION_ACCEPT or DECISION_REJECT")
+        }
+        return decision
+    }
+
+    static func version(_ expected: UInt64) -> UInt64? { expected == 0 ? nil : expected }
+
+    static func requireCaseID(_ id: String) throws(RPCError) {
+        if id.isEmpty { throw RPCError(.invalidArgument, "case_id: required") }
+    }
+
+    /// The engine command for a mutating CaseService call.
+    static func mutation(_ method: Method, _ payload: Data) throws(RPCError) -> MutationCall {
+        switch method {
+        case .createCase:
+            let r = try decode(Aftersales_V1_CreateCaseRequest.self, payload)
+            let new = NewCase(
+                orderID: r.orderID, orderLineID: r.orderLineID, consumerID: r.consumerID, merchantID: r.merchantID,
+                category: r.category, type: EnumMapping.engine(r.type), delivery: EnumMapping.engine(r.delivery),
+                paidAmount: r.paidAmount, refundAmount: r.refundAmount, reason: r.reason,
+                signals: try signals(r.signals))
+            return MutationCall(request: .init(caseID: nil, actor: .consumer, actorID: r.consumerID, expectedVersion: nil, command: .create(new))) { outcome in
+                Aftersales_V1_CreateCaseResponse.with {
+                    $0.case = .init(outcome.case)
+                    if let j = outcome.judgement { $0.judgement = .init(j) }
+                }
+            }
+        case .addEvidence:
+            let r = try decode(Aftersales_V1_AddEvidenceRequest.self, payload)
+            try requireCaseID(r.caseID)
+            guard r.hasEvidence else { throw RPCError(.invalidArgument, "evidence: required") }
+            let evidence = NewEvidence(kind: EnumMapping.engine(r.evidence.kind), tags: try tags(r.evidence.tags, field: "evidence.tags"),
+                                       description: r.evidence.description_p, uri: r.evidence.uri)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion), command: .addEvidence(evidence))) { outcome in
+                Aftersales_V1_AddEvidenceResponse.with {
+                    $0.case = .init(outcome.case)
+                    if let j = outcome.judgement { $0.judgement = .init(j) }
+                }
+            }
+        case .updateLogistics:
+            let r = try decode(Aftersales_V1_UpdateLogisticsRequest.self, payload)
+            try requireCaseID(r.caseID)
+            let delivery: DeliveryState? = EnumMapping.engine(r.delivery)
+            if delivery == nil, r.delivery != .unspecified {
+                throw RPCError(.invalidArgument, "delivery: unknown value \(r.delivery.rawValue)")
+            }
+            let anomalies = try r.anomalies.map { value throws(RPCError) -> LogisticsAnomaly in
+                guard let anomaly: LogisticsAnomaly = EnumMapping.engine(value) else {
+                    throw RPCError(.invalidArgument, "anomalies: unknown or unspecified value \(value.rawValue)")
+                }
+                return anomaly
+            }
+            return MutationCall(request: .init(caseID: r.caseID, actor: .platform, actorID: "logistics", expectedVersion: version(r.expectedVersion),
+                                               command: .updateLogistics(delivery: delivery, anomalies: anomalies))) { outcome in
+                Aftersales_V1_UpdateLogisticsResponse.with {
+                    $0.case = .init(outcome.case)
+                    if let j = outcome.judgement { $0.judgement = .init(j) }
+                }
+            }
+        case .respondToProposal:
+            let r = try decode(Aftersales_V1_RespondToProposalRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
+                                               command: .respondToProposal(try decision(r.decision)))) { outcome in
+                Aftersales_V1_RespondToProposalResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .merchantAgree:
+            let r = try decode(Aftersales_V1_MerchantAgreeRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
+                                               command: .merchantAgree(note: r.note))) { outcome in
+                Aftersales_V1_MerchantAgreeResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .merchantReject:
+            let r = try decode(Aftersales_V1_MerchantRejectRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
+                                               command: .merchantReject(reason: r.reason))) { outcome in
+                Aftersales_V1_MerchantRejectResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .merchantOffer:
+            let r = try decode(Aftersales_V1_MerchantOfferRequest.self, payload)
+            try requireCaseID(r.caseID)
+            let terms = OfferTerms(type: EnumMapping.engine(r.type), refundAmount: r.refundAmount,
+                                   returnShippingPayer: EnumMapping.engine(r.returnShippingPayer), note: r.note)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
+                                               command: .merchantOffer(terms))) { outcome in
+                Aftersales_V1_MerchantOfferResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .respondToOffer:
+            let r = try decode(Aftersales_V1_RespondToOfferRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
+                                               command: .respondToOffer(try decision(r.decision)))) { outcome in
+                Aftersales_V1_RespondToOfferResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .escalate:
+            let r = try decode(Aftersales_V1_EscalateRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
+                                               command: .escalate(note: r.note))) { outcome in
+                Aftersales_V1_EscalateResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .platformResolve:
+            let r = try decode(Aftersales_V1_PlatformResolveRequest.self, payload)
+            try requireCaseID(r.caseID)
+            guard let ruling: Ruling = EnumMapping.engine(r.ruling) else {
+                throw RPCError(.invalidArgument, "ruling: must be RULING_REFUND, RULING_RETURN_AND_REFUND or RULING_CLOSE_FOR_MERCHANT")
+            }
+            return MutationCall(request: .init(caseID: r.caseID, actor: .platform, actorID: r.operatorID, expectedVersion: version(r.expectedVersion),
+                                               command: .platformResolve(ruling, note: r.note))) { outcome in
+                Aftersales_V1_PlatformResolveResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .submitReturnShipment:
+            let r = try decode(Aftersales_V1_SubmitReturnShipmentRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
+                                               command: .submitReturnShipment(carrier: r.carrier, trackingNumber: r.trackingNumber))) { outcome in
+                Aftersales_V1_SubmitReturnShipmentResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .confirmReturnReceived:
+            let r = try decode(Aftersales_V1_ConfirmReturnReceivedRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
+                                               command: .confirmReturnReceived)) { outcome in
+                Aftersales_V1_ConfirmReturnReceivedResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .cancelCase:
+            let r = try decode(Aftersales_V1_CancelCaseRequest.self, payload)
+            try requireCaseID(r.caseID)
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
+                                               command: .cancel(note: r.note))) { outcome in
+                Aftersales_V1_CancelCaseResponse.with { $0.case = .init(outcome.case) }
+            }
+        case .getCase, .listCases, .evaluateIntervention, .ping, .getStats, .takeSnapshot, .replayEvents:
+            preconditionFailure("\(method.fullName) is not a mutation")
+        }
+    }
+
+    /// Signals from a create call, rejecting enum numbers this build does not know.
+    static func signals(_ p: Aftersales_V1_Signals) throws(RPCError) -> Signals {
+        for (i, anomaly) in p.logisticsAnomalies.enumerated() where EnumMapping.engine(anomaly, as: LogisticsAnomaly.self) == nil {
+            throw RPCError(.invalidArgument, "signals.logistics_anomalies[\(i)]: unknown or unspecified value \(anomaly.rawValue)")
+        }
+        for (i, e) in p.evidence.enumerated() {
+            if EnumMapping.engine(e.kind, as: EvidenceKind.self) == nil {
+                throw RPCError(.invalidArgument, "signals.evidence[\(i)].kind: required (PHOTO, VIDEO or TEXT)")
+            }
+            _ = try tags(e.tags, field: "signals.evidence[\(i)].tags")
+        }
+        if p.merchantComplaintRateBp > 10_000 {
+            throw RPCError(.invalidArgument, "signals.merchant_complaint_rate_bp: \(p.merchantComplaintRateBp) is over 10000 (100 %)")
+        }
+        return Signals(stored: p)
+    }
+
+    static func tags(_ values: [Aftersales_V1_IssueTag], field: String) throws(RPCError) -> [IssueTag] {
+        try values.enumerated().map { i, value throws(RPCError) -> IssueTag in
+            guard let tag: IssueTag = EnumMapping.engine(value) else {
+                throw RPCError(.invalidArgument, "\(field)[\(i)]: unknown or unspecified value \(value.rawValue)")
+            }
+            return tag
+        }
+    }
+}
+
+extension RPCError {
+    /// The wire form of an engine refusal: the engine's error kinds are gRPC's codes one-to-one.
+    init(_ error: CaseError) {
+        self.init(StatusCode(rawValue: Int(error.grpcCode)) ?? .unknown, error.message)
+    }
+}

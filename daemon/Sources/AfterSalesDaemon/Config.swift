@@ -1,0 +1,31 @@
+import CaseEngine
+
+/// Everything `aftersalesd` can be told at start-up. Defaults are the embedded ones
+/// `make run` uses: loopback only, data under var/.
+public struct DaemonConfig: Sendable {
+    /// ROUTER endpoint for calls; "tcp://127.0.0.1:*" picks a free port (see `Daemon.rpcEndpoint`).
+    public var rpcEndpoint = "tcp://127.0.0.1:7700"
+    /// PUB endpoint for announcements.
+    public var pubEndpoint = "tcp://127.0.0.1:7701"
+    /// Where the journal and snapshots live.
+    public var dataDirectory = "var/aftersales"
+    /// When a batch is made durable before its replies go out.
+    public var fsync: FsyncPolicy = .always
+    /// How often a snapshot is taken when something changed (ms); 0 = only on demand and at shutdown.
+    public var snapshotIntervalMs: Int64 = 60_000
+    /// Rules, windows and judgement weights.
+    public var engine = EngineConfig()
+    /// Largest call the daemon answers (bytes); larger calls get RESOURCE_EXHAUSTED.
+    public var maxMessageBytes = 1 << 20
+    /// How many recent announcements ReplayEvents can serve.
+    public var replayWindow = 100_000
+    /// How many idempotency keys are remembered (oldest forgotten first).
+    public var idempotencyCapacity = 100_000
+    /// Most calls taken from the socket before the batch is committed and answered.
+    public var maxBatch = 512
+    /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
+    public var pubHighWaterMark: Int32 = 1_000_000
+
+    /// The embedded defaults.
+    public init() {}
+}

@@ -1,0 +1,423 @@
+// The daemon: one thread owns the case store and both sockets. Its loop, in the manner
+// of Redis' aeProcessEvents + beforeSleep:
+//
+//   1. poll the ROUTER socket (and the wake-up pipe) with a timeout that ends at the
+//      next deadline;
+//   2. drain every ready call (up to maxBatch), applying each through CaseEngine and
+//      appending its change to the journal buffer;
+//   3. fire the deadlines that are due, exactly like calls from SYSTEM;
+//   4. make the batch durable once (group commit: one write, one fdatasync under
+//      --fsync always);
+//   5. only then send the replies and publish the announcements.
+//
+// No locks on this path: the only lock guards the hand-over of a finished background
+// snapshot, and it is taken only when the wake-up pipe says there is one.
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import Foundation
+import Logging
+import SwiftProtobuf
+import ZeroMQ
+
+/// The after-sales daemon: recover, bind, serve until stopped.
+public final class Daemon: @unchecked Sendable {
+    /// The daemon's version, reported by Ping and GetStats.
+    public static let version = "aftersalesd 0.1.0"
+
+    public let config: DaemonConfig
+    let clock: any DaemonClock
+    let logger: Logger
+    let wakeUp: WakeUpPipe
+    private let lock: DataDirectoryLock
+
+    // Everything below belongs to the loop thread once `run()` starts.
+    var store: CaseStore
+    var announcements: AnnouncementLog
+    var idempotency: IdempotencyTable
+    var journal: Journal
+    var stats = MethodStatistics()
+    var droppedFrames: UInt64 = 0
+    let startedAt: Millis
+    var snapshots: SnapshotSchedule
+
+    private let readiness = ReadyEndpoints()
+
+    /// Opens the data directory (refusing one another daemon holds), and rebuilds the
+    /// state from its snapshot and journal. Throws with the file and offset on damage.
+    public init(config: DaemonConfig, clock: any DaemonClock = SystemClock(), logger: Logger = Logger(label: "aftersalesd")) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        lock = try DataDirectoryLock(directory: config.dataDirectory)
+        let began = monotonicNanoseconds()
+        let recovered = try Recovery.recover(directory: config.dataDirectory, config: config, logger: logger)
+        store = recovered.store
+        announcements = recovered.announcements
+        idempotency = recovered.idempotency
+        journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition)
+        startedAt = clock.now()
+        snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
+        wakeUp = try WakeUpPipe()
+        logger.info("recovered", metadata: [
+            "cases": "\(store.count)", "journal_records": "\(recovered.journalRecords)",
+            "last_seq": "\(announcements.lastSeq)",
+            "ms": "\((monotonicNanoseconds() - began) / 1_000_000)"])
+    }
+
+    /// The endpoints actually bound (wildcard ports resolved); waits until `run()` has bound them.
+    public func waitUntilReady(timeout: Duration = .seconds(10)) -> (rpc: String, pub: String)? {
+        readiness.wait(timeout: timeout)
+    }
+
+    /// Asks the loop to finish the batch in hand, write a final snapshot and return.
+    /// Safe from any thread and from a signal handler's helper thread.
+    public func stop() { wakeUp.signal(.stop) }
+
+    /// Serves until `stop()`; returns after the final snapshot, with the sockets closed.
+    /// Throws when the sockets cannot be bound or the journal cannot be written.
+    public func run() throws {
+        let context = try ZMQContext()
+        let router = try ZMQSocket(context, .router)
+        let publisher = try ZMQSocket(context, .pub)
+        defer {
+            router.close()
+            publisher.close(linger: 100)
+        }
+        // libzmq drops oversized messages without telling anyone (and disconnects the
+        // peer), so its own limit sits well above ours: calls between the two limits get
+        // a RESOURCE_EXHAUSTED answer instead of silence.
+        try router.setMaxMessageSize(Int64(config.maxMessageBytes) * 4 + 65_536)
+        try router.setRouterMandatory(true)
+        try router.setSendHighWaterMark(0)
+        try router.setReceiveHighWaterMark(0)
+        try publisher.setSendHighWaterMark(config.pubHighWaterMark)
+        try router.bind(config.rpcEndpoint)
+        try publisher.bind(config.pubEndpoint)
+        let endpoints = (rpc: try router.lastEndpoint, pub: try publisher.lastEndpoint)
+        logger.info("serving", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
+                                          "fsync": "\(config.fsync.rawValue)", "data_dir": "\(config.dataDirectory)"])
+        readiness.set(endpoints)
+
+        var poller = ZMQPoller()
+        let routerItem = poller.add(router)
+        let wakeItem = poller.add(fileDescriptor: wakeUp.readDescriptor)
+        var batch = Batch()
+        var stopping = false
+
+        while !stopping {
+            let timeout = pollTimeout(now: clock.now())
+            _ = try poller.poll(timeoutMilliseconds: timeout)
+            if poller.isReadable(wakeItem) {
+                let reasons = wakeUp.drain()
+                if reasons.contains(.stop) { stopping = true }
+                if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
+            }
+            if poller.isReadable(routerItem) {
+                var taken = 0
+                while taken < config.maxBatch, let frames = try router.receive(dontWait: true) {
+                    taken += 1
+                    handle(frames, into: &batch)
+                }
+            }
+            fireDueDeadlines(into: &batch)
+            try commit(&batch)
+            answer(&batch, router: router, publisher: publisher)
+            if !stopping { maybeStartSnapshot(&batch, now: clock.now()) }
+        }
+        try shutdown(&batch, router: router, publisher: publisher)
+    }
+
+    /// Until when the loop may sleep: the next deadline, the next everysec sync, the next
+    /// periodic snapshot — whichever comes first.
+    private func pollTimeout(now: Millis) -> Int {
+        var wakeAt = now + 1_000
+        if let due = store.nextDeadline { wakeAt = min(wakeAt, due) }
+        if config.snapshotIntervalMs > 0 { wakeAt = min(wakeAt, snapshots.lastAt + config.snapshotIntervalMs) }
+        return Int(max(0, wakeAt - now))
+    }
+
+    // MARK: - calls
+
+    /// One call from the ROUTER socket: answer it, or count it when no answer can be addressed.
+    private func handle(_ frames: [Frame], into batch: inout Batch) {
+        let started = monotonicNanoseconds()
+        guard let call = WireFrames.splitRouted(frames) else {
+            droppedFrames += 1
+            logger.debug("dropped a message without routing id and delimiter", metadata: ["frames": "\(frames.count)"])
+            return
+        }
+        guard call.body.count == 1, let body = call.body.first else {
+            batch.reply(to: call.routing, requestID: 0, method: nil, started: started,
+                        .failure(RPCError(.invalidArgument, "expected exactly one RequestEnvelope frame after the empty delimiter, got \(call.body.count)")))
+            return
+        }
+        if body.count > config.maxMessageBytes {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
+                        .failure(RPCError(.resourceExhausted, "request is \(body.count) bytes; this daemon accepts at most \(config.maxMessageBytes) (--max-message-bytes)")))
+            return
+        }
+        let envelope: RequestEnvelope
+        do {
+            envelope = try RequestEnvelope(serializedBytes: body)
+        } catch {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
+                        .failure(RPCError(.invalidArgument, "frame does not parse as aftersales.v1.RequestEnvelope: \(error)")))
+            return
+        }
+        guard let method = Method(fullName: envelope.method) else {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: nil, started: started,
+                        .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
+            return
+        }
+        let receivedAt = clock.now()
+        let result = serve(method, envelope, receivedAt: receivedAt, call: call, batch: &batch)
+        if let result {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, result)
+        }
+    }
+
+    /// The request id of an envelope too big or too broken to decode, read from its first
+    /// field so a DEALER with many calls in flight can still match the error to its call.
+    static func leadingRequestID(_ body: [UInt8]) -> UInt64 {
+        guard body.first == 0x08 else { return 0 }  // field 1, varint
+        var value: UInt64 = 0
+        for (i, byte) in body.dropFirst().prefix(10).enumerated() {
+            value |= UInt64(byte & 0x7f) << (7 * UInt64(i))
+            if byte & 0x80 == 0 { return value }
+        }
+        return 0
+    }
+
+    /// Serves one decoded call; nil when the answer is deferred (TakeSnapshot).
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall, batch: inout Batch) -> CallResult? {
+        if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
+            return .failure(RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed"))
+        }
+        do {
+            if method.isMutating {
+                return try mutate(method, envelope, batch: &batch)
+            }
+            switch method {
+            case .takeSnapshot:
+                requestSnapshot(replyTo: call.routing, requestID: envelope.requestID, batch: &batch)
+                return nil
+            default:
+                return .success(try query(method, envelope.payload))
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A state-changing call: idempotency, the engine, the journal, the announcements.
+    private func mutate(_ method: Method, _ envelope: RequestEnvelope, batch: inout Batch) throws(RPCError) -> CallResult {
+        let key = envelope.idempotencyKey
+        if key.utf8.count > maxIdempotencyKeyBytes {
+            throw RPCError(.invalidArgument, "idempotency_key: \(key.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
+        }
+        if !key.isEmpty, let earlier = idempotency[key] {
+            guard earlier.method == method.fullName else {
+                throw RPCError(.invalidArgument, "idempotency_key '\(key)' was already used for \(earlier.method); use a new key for \(method.fullName)")
+            }
+            return .remembered(earlier)
+        }
+        let call = try CaseCalls.mutation(method, envelope.payload)
+        let now = clock.now()
+        let outcome: Outcome
+        do {
+            outcome = try store.apply(call.request, now: now)
+        } catch {
+            throw RPCError(error)
+        }
+        let payload: [UInt8]
+        do {
+            payload = try call.respond(outcome).serializedBytes()
+        } catch {
+            throw RPCError(.internal, "could not encode the answer: \(error)")
+        }
+        var answer: Aftersales_Storage_V1_IdempotentAnswer?
+        if !key.isEmpty {
+            let remembered = Aftersales_Storage_V1_IdempotentAnswer.with {
+                $0.key = key
+                $0.method = method.fullName
+                $0.code = .ok
+                $0.payload = Data(payload)
+                $0.answeredAtMs = now
+            }
+            idempotency.remember(remembered)
+            answer = remembered
+        }
+        record(outcome, now: now, answer: answer, batch: &batch)
+        return .success(payload)
+    }
+
+    /// Journals one change and queues its announcements for after the commit.
+    private func record(_ outcome: Outcome, now: Millis, answer: Aftersales_Storage_V1_IdempotentAnswer?, batch: inout Batch) {
+        let wireCase = Aftersales_V1_Case(outcome.case, includeHistory: false)
+        let events = announcements.announce(outcome, at: now, wireCase: wireCase)
+        var entry = Aftersales_Storage_V1_JournalEntry()
+        entry.timeMs = now
+        entry.case = Aftersales_V1_Case(outcome.case)
+        entry.events = events.map { event in
+            var stripped = event
+            stripped.clearCase()
+            return stripped
+        }
+        entry.nextCaseNumber = store.nextCaseNumber
+        if let answer { entry.answer = answer }
+        // Serializing our own freshly built message cannot fail.
+        do {
+            try journal.append(try entry.serializedBytes())
+        } catch {
+            // Only a record over the journal's 64 MiB cap can fail here; the call's own
+            // size limit keeps cases far below it, so this is a bug worth stopping for.
+            fatalError("journal refused a record: \(error)")
+        }
+        batch.events.append(contentsOf: events)
+        batch.changed = true
+    }
+
+    /// Deadlines that came due fire as SYSTEM commands, in due order.
+    private func fireDueDeadlines(into batch: inout Batch) {
+        guard let due = store.nextDeadline else { return }
+        let now = clock.now()
+        guard due <= now else { return }
+        for outcome in store.fireDueDeadlines(now: now) {
+            record(outcome, now: now, answer: nil, batch: &batch)
+        }
+    }
+
+    /// Group commit: the whole batch reaches the journal (and, by policy, the disk) before
+    /// any of its replies. A journal that cannot be written ends the daemon: nothing may
+    /// be acknowledged that a restart would not find, so the batch is refused and the
+    /// supervisor restarts from what is durable (as Redis does under appendfsync always).
+    private func commit(_ batch: inout Batch) throws {
+        do {
+            if batch.changed {
+                try journal.commit()
+            } else {
+                try journal.syncIfDue()
+            }
+        } catch {
+            logger.critical("journal write failed; refusing the batch and stopping", metadata: ["error": "\(error)"])
+            batch.refuseAll(RPCError(.unavailable, "the daemon could not write its journal (\(error)); nothing was applied, retry against a restarted daemon"))
+            batch.events.removeAll()
+            throw error
+        }
+    }
+
+    /// Sends the batch's replies and publishes its announcements, then empties it.
+    private func answer(_ batch: inout Batch, router: ZMQSocket, publisher: ZMQSocket) {
+        for reply in batch.replies {
+            let frames = WireFrames.routedReply(routing: reply.routing, body: reply.body)
+            do {
+                if try !router.send(frames, dontWait: true) { droppedFrames += 1 }
+            } catch {
+                // The caller went away (EHOSTUNREACH under router-mandatory): nothing to answer.
+                droppedFrames += 1
+            }
+            if let method = reply.method {
+                stats.record(method, failed: reply.failed, microseconds: (monotonicNanoseconds() - reply.started) / 1_000)
+            }
+        }
+        for event in batch.events {
+            // Serializing our own freshly built message cannot fail.
+            let body: [UInt8] = try! event.serializedBytes()
+            _ = try? publisher.send(WireFrames.announcement(topic: event.topic, body: body), dontWait: true)
+        }
+        batch.clear()
+    }
+
+    private func shutdown(_ batch: inout Batch, router: ZMQSocket, publisher: ZMQSocket) throws {
+        logger.info("stopping: writing the final snapshot")
+        waitForBackgroundSnapshot(&batch)
+        answer(&batch, router: router, publisher: publisher)
+        if snapshots.lastSeq != announcements.lastSeq || snapshots.lastSeq == 0 && store.count > 0 {
+            let job = prepareSnapshot()
+            let result = job.run()
+            complete(job, result, batch: &batch)
+            answer(&batch, router: router, publisher: publisher)
+        }
+        try journal.close()
+        logger.info("stopped", metadata: ["cases": "\(store.count)", "last_seq": "\(announcements.lastSeq)"])
+    }
+}
+
+/// What serving one call produced.
+enum CallResult {
+    case success([UInt8])
+    case failure(RPCError)
+    case remembered(Aftersales_Storage_V1_IdempotentAnswer)
+}
+
+/// The replies and announcements of one turn of the loop, held until the batch is durable.
+struct Batch {
+    struct Reply {
+        var routing: ArraySlice<Frame>
+        var body: [UInt8]
+        var method: Method?
+        var failed: Bool
+        var started: UInt64
+    }
+
+    var replies: [Reply] = []
+    var events: [Aftersales_V1_EventEnvelope] = []
+    var changed = false
+
+    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallResult) {
+        let envelope: ResponseEnvelope
+        switch result {
+        case .success(let payload):
+            envelope = .ok(requestID: requestID, payload: payload)
+        case .failure(let error):
+            envelope = .failure(requestID: requestID, error)
+        case .remembered(let answer):
+            var remembered = ResponseEnvelope()
+            remembered.requestID = requestID
+            remembered.code = answer.code
+            remembered.message = answer.message
+            remembered.payload = answer.payload
+            envelope = remembered
+        }
+        // Serializing our own freshly built message cannot fail.
+        replies.append(Reply(routing: routing, body: try! envelope.serializedBytes(), method: method,
+                             failed: envelope.code != .ok, started: started))
+    }
+
+    /// Replaces every answer with `error` (the batch could not be made durable).
+    mutating func refuseAll(_ error: RPCError) {
+        for i in replies.indices {
+            let requestID = (try? ResponseEnvelope(serializedBytes: replies[i].body))?.requestID ?? 0
+            replies[i].body = try! ResponseEnvelope.failure(requestID: requestID, error).serializedBytes()
+            replies[i].failed = true
+        }
+    }
+
+    mutating func clear() {
+        replies.removeAll(keepingCapacity: true)
+        events.removeAll(keepingCapacity: true)
+        changed = false
+    }
+}
+
+/// Hands the bound endpoints from the loop thread to whoever waits for them.
+private final class ReadyEndpoints: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var endpoints: (rpc: String, pub: String)?
+
+    func set(_ value: (rpc: String, pub: String)) {
+        condition.lock()
+        endpoints = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(timeout: Duration) -> (rpc: String, pub: String)? {
+        let limit = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        condition.lock()
+        defer { condition.unlock() }
+        while endpoints == nil, condition.wait(until: limit) {}
+        return endpoints
+    }
+}

@@ -1,0 +1,206 @@
+// Snapshots: a copy of the store taken in O(1) on the loop (CaseStore keeps its cases in
+// a persistent hash trie), written on a background thread while the loop keeps serving,
+// then handed back through the wake-up pipe. The journal is rotated at the moment of the
+// copy, so the snapshot plus the segments after it are the whole state.
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import Foundation
+import HashTreeCollections
+import Logging
+import ZeroMQ
+
+/// When the last snapshot was taken, and the one in flight.
+struct SnapshotSchedule {
+    /// Sequence number of the newest snapshot on disk (0 = none yet).
+    var lastSeq: UInt64
+    /// When the last snapshot was started (periodic snapshots count from here).
+    var lastAt: Millis
+    var completedAt: Millis = 0
+    var lastDurationMs: Int64 = 0
+    var lastBytes: UInt64 = 0
+    var inFlight: SnapshotJob?
+    /// TakeSnapshot callers the in-flight snapshot answers.
+    var waiting: [(routing: ArraySlice<Frame>, requestID: UInt64, started: UInt64)] = []
+    /// TakeSnapshot callers waiting for the next snapshot (their changes are not in the one in flight).
+    var requested: [(routing: ArraySlice<Frame>, requestID: UInt64, started: UInt64)] = []
+    let handOff = SnapshotHandOff()
+}
+
+/// Everything a snapshot needs, captured on the loop thread; safe to run on another.
+struct SnapshotJob: Sendable {
+    let directory: String
+    /// The announcement sequence number the snapshot includes.
+    let seq: UInt64
+    /// The journal position it covers up to (and its file name).
+    let journalPosition: UInt64
+    let nextCaseNumber: UInt64
+    let takenAt: Millis
+    let cases: TreeDictionary<String, Case>
+    let answers: [Aftersales_Storage_V1_IdempotentAnswer]
+
+    /// Writes the snapshot file; the result carries either its figures or the error.
+    func run() -> Result<SnapshotInfo, Error> {
+        let header = Aftersales_Storage_V1_SnapshotHeader.with {
+            $0.format = 1
+            $0.lastSeq = seq
+            $0.nextCaseNumber = nextCaseNumber
+            $0.takenAtMs = takenAt
+            $0.caseCount = UInt64(cases.count)
+            $0.answerCount = UInt64(answers.count)
+        }
+        // Serializing our own freshly built messages cannot fail.
+        let records = [try! header.serializedBytes() as [UInt8]].lazy
+        let caseRecords = cases.values.lazy.map { stored -> [UInt8] in
+            try! Aftersales_Storage_V1_SnapshotItem.with { $0.case = Aftersales_V1_Case(stored) }.serializedBytes()
+        }
+        let answerRecords = answers.lazy.map { answer -> [UInt8] in
+            try! Aftersales_Storage_V1_SnapshotItem.with { $0.answer = answer }.serializedBytes()
+        }
+        return Result {
+            try SnapshotWriter(directory: directory).write(seq: journalPosition,
+                                                           records: ChainedRecords(records, caseRecords, answerRecords))
+        }
+    }
+}
+
+/// Three record sequences one after another, without materialising them.
+struct ChainedRecords<A: Sequence, B: Sequence, C: Sequence>: Sequence
+where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8] {
+    let a: A, b: B, c: C
+    init(_ a: A, _ b: B, _ c: C) { (self.a, self.b, self.c) = (a, b, c) }
+
+    func makeIterator() -> AnyIterator<[UInt8]> {
+        var ia = a.makeIterator(), ib = b.makeIterator(), ic = c.makeIterator()
+        return AnyIterator { ia.next() ?? ib.next() ?? ic.next() }
+    }
+}
+
+/// The one place a background snapshot's result crosses back to the loop thread.
+final class SnapshotHandOff: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<SnapshotInfo, Error>?
+
+    func put(_ value: Result<SnapshotInfo, Error>) {
+        lock.lock()
+        result = value
+        lock.unlock()
+    }
+
+    func take() -> Result<SnapshotInfo, Error>? {
+        lock.lock()
+        defer { lock.unlock() }
+        let value = result
+        result = nil
+        return value
+    }
+}
+
+extension Daemon {
+    /// Captures the store and rotates the journal (loop thread; the batch is committed).
+    func prepareSnapshot() -> SnapshotJob {
+        let position = journal.nextSequence
+        do {
+            try journal.rotate(startingAt: position)
+        } catch {
+            logger.error("journal rotation failed; the snapshot will still be written", metadata: ["error": "\(error)"])
+        }
+        let now = clock.now()
+        snapshots.lastAt = now
+        return SnapshotJob(directory: config.dataDirectory, seq: announcements.lastSeq, journalPosition: position,
+                           nextCaseNumber: store.nextCaseNumber, takenAt: now,
+                           cases: store.cases, answers: idempotency.inOrder)
+    }
+
+    /// Periodic snapshots: every --snapshot-interval, when something changed.
+    func maybeStartSnapshot(_ batch: inout Batch, now: Millis) {
+        guard snapshots.inFlight == nil else { return }
+        if !snapshots.requested.isEmpty {
+            snapshots.waiting = snapshots.requested
+            snapshots.requested.removeAll()
+            startBackgroundSnapshot()
+            return
+        }
+        guard config.snapshotIntervalMs > 0, now - snapshots.lastAt >= config.snapshotIntervalMs else { return }
+        guard announcements.lastSeq != snapshots.lastSeq else {
+            snapshots.lastAt = now
+            return
+        }
+        startBackgroundSnapshot()
+    }
+
+    /// TakeSnapshot: answered when the snapshot is on disk.
+    func requestSnapshot(replyTo routing: ArraySlice<Frame>, requestID: UInt64, batch: inout Batch) {
+        // The copy must include this batch's changes, which are not committed yet: the
+        // loop starts it after the commit, at the end of this turn (or after the snapshot
+        // already in flight, which may not hold them).
+        snapshots.requested.append((routing, requestID, monotonicNanoseconds()))
+    }
+
+    private func startBackgroundSnapshot() {
+        let job = prepareSnapshot()
+        snapshots.inFlight = job
+        let handOff = snapshots.handOff
+        let wake = wakeUp
+        let thread = Thread {
+            handOff.put(job.run())
+            wake.signal(.snapshotDone)
+        }
+        thread.name = "aftersalesd-snapshot"
+        thread.start()
+    }
+
+    /// The loop side of a finished background snapshot.
+    func finishBackgroundSnapshot(_ batch: inout Batch) {
+        guard let job = snapshots.inFlight, let result = snapshots.handOff.take() else { return }
+        complete(job, result, batch: &batch)
+    }
+
+    /// Blocks until an in-flight snapshot is done (shutdown only).
+    func waitForBackgroundSnapshot(_ batch: inout Batch) {
+        guard let job = snapshots.inFlight else { return }
+        var result = snapshots.handOff.take()
+        while result == nil {
+            Thread.sleep(forTimeInterval: 0.005)
+            result = snapshots.handOff.take()
+        }
+        complete(job, result!, batch: &batch)
+    }
+
+    func complete(_ job: SnapshotJob, _ result: Result<SnapshotInfo, Error>, batch: inout Batch) {
+        snapshots.inFlight = nil
+        switch result {
+        case .success(let info):
+            snapshots.lastSeq = job.seq
+            snapshots.completedAt = clock.now()
+            snapshots.lastDurationMs = Int64(info.durationMs.rounded())
+            snapshots.lastBytes = info.bytes
+            // Keep the journal the older of the two kept snapshots needs, drop the rest.
+            do {
+                try journal.removeSegments(before: info.oldestKeptSequence)
+            } catch {
+                logger.warning("could not remove old journal segments", metadata: ["error": "\(error)"])
+            }
+            logger.info("snapshot written", metadata: ["path": "\(info.path)", "seq": "\(job.seq)", "cases": "\(job.cases.count)",
+                                                       "bytes": "\(info.bytes)", "ms": "\(Int64(info.durationMs.rounded()))"])
+            for waiter in snapshots.waiting {
+                let response = Aftersales_V1_TakeSnapshotResponse.with {
+                    $0.seq = job.seq
+                    $0.path = info.path
+                    $0.bytes = info.bytes
+                    $0.durationMs = Int64(info.durationMs.rounded())
+                    $0.cases = UInt64(job.cases.count)
+                }
+                batch.reply(to: waiter.routing, requestID: waiter.requestID, method: .takeSnapshot, started: waiter.started,
+                            .success(try! response.serializedBytes()))
+            }
+        case .failure(let error):
+            logger.error("snapshot failed", metadata: ["error": "\(error)"])
+            for waiter in snapshots.waiting {
+                batch.reply(to: waiter.routing, requestID: waiter.requestID, method: .takeSnapshot, started: waiter.started,
+                            .failure(RPCError(.unavailable, "snapshot failed: \(error)")))
+            }
+        }
+        snapshots.waiting.removeAll()
+    }
+}

@@ -1,0 +1,162 @@
+import AfterSalesDaemon
+import AfterSalesRPC
+import ArgumentParser
+import CaseEngine
+import Dispatch
+import Foundation
+import Logging
+
+/// `aftersalesd`: every flag can also come from an AFTERSALES_… environment variable
+/// (flag wins), so a systemd unit can keep its settings in an EnvironmentFile.
+@main
+struct AftersalesdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aftersalesd",
+        abstract: "The after-sales case daemon: protobuf over ZeroMQ, deadlines on time, every change announced and journaled.",
+        discussion: """
+            Calls arrive on a ROUTER socket (--rpc), announcements leave on a PUB socket (--pub).
+            When bound it prints one line on standard output:
+              aftersalesd ready rpc=ENDPOINT pub=ENDPOINT
+            Durations accept ms, s, m, h and d suffixes (500ms, 30s, 12h, 7d).
+            SIGTERM or SIGINT: finish the batch in hand, write a final snapshot, exit 0.
+            """,
+        version: Daemon.version
+    )
+
+    @Option(help: "ROUTER endpoint for calls; port * picks a free one. (env AFTERSALES_RPC, default tcp://127.0.0.1:7700)")
+    var rpc: String?
+    @Option(help: "PUB endpoint for announcements. (env AFTERSALES_PUB, default tcp://127.0.0.1:7701)")
+    var pub: String?
+    @Option(help: "Directory for the journal and snapshots. (env AFTERSALES_DATA_DIR, default var/aftersales)")
+    var dataDir: String?
+    @Option(help: "always: no reply before its batch is on disk; everysec: sync at most once a second; never: leave it to the OS. (env AFTERSALES_FSYNC, default always)")
+    var fsync: String?
+    @Option(help: "Snapshot this often when something changed; 0 = only on TakeSnapshot and at shutdown. (env AFTERSALES_SNAPSHOT_INTERVAL, default 60s)")
+    var snapshotInterval: String?
+    @Option(help: "How long a platform proposal stays valid. (env AFTERSALES_PROPOSAL_TTL, default 12h)")
+    var proposalTtl: String?
+    @Option(help: "Merchant review window, then the request is auto-agreed. (env AFTERSALES_MERCHANT_REVIEW_WINDOW, default 48h)")
+    var merchantReviewWindow: String?
+    @Option(help: "Consumer's time to answer a merchant offer. (env AFTERSALES_OFFER_ANSWER_WINDOW, default 48h)")
+    var offerAnswerWindow: String?
+    @Option(help: "Consumer's time to escalate after a rejection. (env AFTERSALES_ESCALATION_WINDOW, default 7d)")
+    var escalationWindow: String?
+    @Option(help: "Consumer's time to ship a return. (env AFTERSALES_RETURN_SHIPMENT_WINDOW, default 7d)")
+    var returnShipmentWindow: String?
+    @Option(help: "Merchant's time to confirm a return, then auto-refund. (env AFTERSALES_MERCHANT_RECEIPT_WINDOW, default 10d)")
+    var merchantReceiptWindow: String?
+    @Option(help: "Comma-separated categories the platform never intervenes in. (env AFTERSALES_EXCLUDED_CATEGORIES, default fresh_produce,flowers_horticulture,live_pets)")
+    var excludedCategories: String?
+    @Option(help: "Largest call answered, in bytes; larger ones get RESOURCE_EXHAUSTED. (env AFTERSALES_MAX_MESSAGE_BYTES, default 1048576)")
+    var maxMessageBytes: Int?
+    @Option(help: "Announcements kept for ReplayEvents. (env AFTERSALES_REPLAY_WINDOW, default 100000)")
+    var replayWindow: Int?
+    @Option(help: "Idempotency keys remembered. (env AFTERSALES_IDEMPOTENCY_KEYS, default 100000)")
+    var idempotencyKeys: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
+    var logLevel: String?
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? { flag ?? environment["AFTERSALES_\(name)"] }
+        func duration(_ flag: String?, _ name: String, _ option: String, into target: inout Int64, allowZero: Bool = false) throws {
+            guard let text = setting(flag, name) else { return }
+            if allowZero, text.trimmingCharacters(in: .whitespaces) == "0" {
+                target = 0
+                return
+            }
+            guard let ms = DurationText.milliseconds(text), ms > 0 else {
+                throw ValidationError("--\(option): '\(text)' is not a duration like 500ms, 30s, 12h or 7d")
+            }
+            target = ms
+        }
+        func integer(_ flag: Int?, _ name: String, _ option: String) throws -> Int? {
+            if let flag { return flag }
+            guard let text = environment["AFTERSALES_\(name)"] else { return nil }
+            guard let value = Int(text) else { throw ValidationError("AFTERSALES_\(name): '\(text)' is not a whole number (--\(option))") }
+            return value
+        }
+
+        var config = DaemonConfig()
+        if let v = setting(rpc, "RPC") { config.rpcEndpoint = v }
+        if let v = setting(pub, "PUB") { config.pubEndpoint = v }
+        if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
+        if let v = setting(fsync, "FSYNC") {
+            guard let policy = FsyncPolicy(rawValue: v) else { throw ValidationError("--fsync: '\(v)' must be always, everysec or never") }
+            config.fsync = policy
+        }
+        try duration(snapshotInterval, "SNAPSHOT_INTERVAL", "snapshot-interval", into: &config.snapshotIntervalMs, allowZero: true)
+        try duration(proposalTtl, "PROPOSAL_TTL", "proposal-ttl", into: &config.engine.proposalValidity)
+        try duration(merchantReviewWindow, "MERCHANT_REVIEW_WINDOW", "merchant-review-window", into: &config.engine.merchantReviewWindow)
+        try duration(offerAnswerWindow, "OFFER_ANSWER_WINDOW", "offer-answer-window", into: &config.engine.offerAnswerWindow)
+        try duration(escalationWindow, "ESCALATION_WINDOW", "escalation-window", into: &config.engine.escalationWindow)
+        try duration(returnShipmentWindow, "RETURN_SHIPMENT_WINDOW", "return-shipment-window", into: &config.engine.returnShipmentWindow)
+        try duration(merchantReceiptWindow, "MERCHANT_RECEIPT_WINDOW", "merchant-receipt-window", into: &config.engine.merchantReceiptWindow)
+        if let v = setting(excludedCategories, "EXCLUDED_CATEGORIES") {
+            config.engine.excludedCategories = Set(v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        if let v = try integer(maxMessageBytes, "MAX_MESSAGE_BYTES", "max-message-bytes") {
+            guard v >= 1_024 else { throw ValidationError("--max-message-bytes: \(v) is below the minimum of 1024") }
+            config.maxMessageBytes = v
+        }
+        if let v = try integer(replayWindow, "REPLAY_WINDOW", "replay-window") {
+            guard v >= 1 else { throw ValidationError("--replay-window: must be at least 1") }
+            config.replayWindow = v
+        }
+        if let v = try integer(idempotencyKeys, "IDEMPOTENCY_KEYS", "idempotency-keys") {
+            guard v >= 1 else { throw ValidationError("--idempotency-keys: must be at least 1") }
+            config.idempotencyCapacity = v
+        }
+        var level = Logger.Level.info
+        if let v = setting(logLevel, "LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: v) else { throw ValidationError("--log-level: '\(v)' is not one of trace, debug, info, notice, warning, error, critical") }
+            level = parsed
+        }
+
+        let chosenLevel = level
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = chosenLevel
+            return handler
+        }
+        let logger = Logger(label: "aftersalesd")
+
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(config: config, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(78)  // EX_CONFIG: the data directory or configuration is the problem
+        }
+
+        // Signals go to one watcher thread, which asks the loop to stop; the loop itself
+        // never sees EINTR surprises from the handlers.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        let signalQueue = DispatchQueue(label: "aftersalesd.signals")
+        let watchers = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
+            source.setEventHandler {
+                logger.info("signal received; stopping", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
+                daemon.stop()
+            }
+            source.resume()
+            return source
+        }
+
+        let announcer = Thread {
+            if let endpoints = daemon.waitUntilReady() {
+                FileHandle.standardOutput.write(Data("aftersalesd ready rpc=\(endpoints.rpc) pub=\(endpoints.pub)\n".utf8))
+            }
+        }
+        announcer.start()
+        do {
+            try daemon.run()
+        } catch {
+            logger.critical("stopped on error", metadata: ["error": "\(error)"])
+            throw ExitCode(70)  // EX_SOFTWARE
+        }
+        withExtendedLifetime(watchers) {}
+    }
+}
