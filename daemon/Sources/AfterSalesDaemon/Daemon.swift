@@ -105,6 +105,11 @@ public final class Daemon: @unchecked Sendable {
         var batch = Batch()
         var stopping = false
 
+        // Deadlines that passed while the daemon was down fire first, announced as late.
+        fireDueDeadlines(into: &batch, missedWhileDown: true)
+        try commit(&batch)
+        answer(&batch, router: router, publisher: publisher)
+
         while !stopping {
             let timeout = pollTimeout(now: clock.now())
             _ = try poller.poll(timeoutMilliseconds: timeout)
@@ -278,12 +283,17 @@ public final class Daemon: @unchecked Sendable {
         batch.changed = true
     }
 
-    /// Deadlines that came due fire as SYSTEM commands, in due order.
-    private func fireDueDeadlines(into batch: inout Batch) {
+    /// Deadlines that came due fire as SYSTEM commands, in due order. At start-up every
+    /// one of them was missed while the daemon was down, and says so (`late`); later the
+    /// engine marks late only those fired past its tolerance.
+    private func fireDueDeadlines(into batch: inout Batch, missedWhileDown: Bool = false) {
         guard let due = store.nextDeadline else { return }
         let now = clock.now()
         guard due <= now else { return }
-        for outcome in store.fireDueDeadlines(now: now) {
+        for var outcome in store.fireDueDeadlines(now: now) {
+            if missedWhileDown {
+                for i in outcome.announcements.indices { outcome.announcements[i].late = true }
+            }
             record(outcome, now: now, answer: nil, batch: &batch)
         }
     }
