@@ -84,6 +84,17 @@ let package = Package(
             path: "clients/swift/aftersales-probe"
         ),
 
+        // MARK: benchmarks
+        .executableTarget(
+            name: "aftersales-bench",
+            dependencies: [
+                "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "bench/Sources/aftersales-bench"
+        ),
+
         // MARK: tests
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
