@@ -21,7 +21,8 @@ import Testing
             let daemon = try DaemonProcess(dataDirectory: directory, arguments: ["--proposal-ttl", "1s", "--snapshot-interval", "0"], fsync: "always")
             let caller = try TestCaller(daemon.rpc)
             for i in 0..<20 {
-                let created = try caller.call(RPCs.createCase, i == 0 ? interventionCase(order: "K\(i)") : plainCase(order: "K\(i)"))
+                let created = try caller.call(RPCs.createCase, i == 0 ? interventionCase(order: "K\(i)") : plainCase(order: "K\(i)"),
+                                              key: "create-K\(i)")
                 ids.append(created.case.caseID)
                 versions[created.case.caseID] = created.case.version
             }
@@ -47,6 +48,9 @@ import Testing
             }
         }
         #expect(try caller.call(RPCs.getCase, .with { $0.caseID = ids[1] }).case.status == .refunded)
+        // A retry after the restart gets the first answer, not a second case.
+        let retried = try caller.call(RPCs.createCase, plainCase(order: "K3"), key: "create-K3")
+        #expect(retried.case.caseID == ids[3] && retried.case.version == 1)
 
         // The sequence continues without a gap, and the expiry made at start-up says it is late.
         let replay = try caller.call(RPCs.replayEvents, .with { $0.fromSeq = lastSeq + 1 })

@@ -1,0 +1,24 @@
+"""Python client for the aftersales daemon (protobuf over ZeroMQ).
+
+    from aftersales_client import Client, Subscriber, RpcError, pb
+    with Client("tcp://127.0.0.1:7700") as c:
+        print(c.ping().version)
+"""
+from ._proto import admin_service_pb2, case_pb2, case_service_pb2, envelope_pb2
+from .client import DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, RpcError, RpcTimeout, StatusCode
+from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, Subscriber
+
+
+class pb:  # noqa: N801 - a namespace of the generated modules
+    """The generated modules: pb.case, pb.case_service, pb.admin_service, pb.envelope."""
+    case = case_pb2
+    case_service = case_service_pb2
+    admin_service = admin_service_pb2
+    envelope = envelope_pb2
+
+
+__all__ = [
+    "Client", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "pb",
+    "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT", "READ_ONLY_METHODS",
+    "admin_service_pb2", "case_pb2", "case_service_pb2", "envelope_pb2",
+]
