@@ -259,19 +259,15 @@ public final class Daemon: @unchecked Sendable {
 
     /// Journals one change and queues its announcements for after the commit.
     private func record(_ outcome: Outcome, now: Millis, answer: Aftersales_Storage_V1_IdempotentAnswer?, batch: inout Batch) {
-        let wireCase = Aftersales_V1_Case(outcome.case, includeHistory: false)
-        let events = announcements.announce(outcome, at: now, wireCase: wireCase)
+        // Serializing our own freshly built messages cannot fail.
+        let caseBytes: [UInt8] = try! Aftersales_V1_Case(outcome.case, includeHistory: false).serializedBytes()
+        let events = announcements.announce(outcome, at: now, caseBytes: caseBytes)
         var entry = Aftersales_Storage_V1_JournalEntry()
         entry.timeMs = now
         entry.case = Aftersales_V1_Case(outcome.case)
-        entry.events = events.map { event in
-            var stripped = event
-            stripped.clearCase()
-            return stripped
-        }
+        entry.events = events.journal
         entry.nextCaseNumber = store.nextCaseNumber
         if let answer { entry.answer = answer }
-        // Serializing our own freshly built message cannot fail.
         do {
             try journal.append(try entry.serializedBytes())
         } catch {
@@ -279,7 +275,7 @@ public final class Daemon: @unchecked Sendable {
             // size limit keeps cases far below it, so this is a bug worth stopping for.
             fatalError("journal refused a record: \(error)")
         }
-        batch.events.append(contentsOf: events)
+        batch.events.append(contentsOf: events.published)
         batch.changed = true
     }
 
@@ -332,9 +328,7 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         for event in batch.events {
-            // Serializing our own freshly built message cannot fail.
-            let body: [UInt8] = try! event.serializedBytes()
-            _ = try? publisher.send(WireFrames.announcement(topic: event.topic, body: body), dontWait: true)
+            _ = try? publisher.send(WireFrames.announcement(topic: event.topic, body: event.bytes), dontWait: true)
         }
         batch.clear()
     }
@@ -372,7 +366,7 @@ struct Batch {
     }
 
     var replies: [Reply] = []
-    var events: [Aftersales_V1_EventEnvelope] = []
+    var events: [PublishedEvent] = []
     var changed = false
 
     mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallResult) {

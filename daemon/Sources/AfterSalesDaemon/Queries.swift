@@ -39,7 +39,7 @@ extension Daemon {
             _ = try CaseCalls.decode(Aftersales_V1_GetStatsRequest.self, payload)
             response = statistics()
         case .replayEvents:
-            response = try replay(try CaseCalls.decode(Aftersales_V1_ReplayEventsRequest.self, payload))
+            return try replay(try CaseCalls.decode(Aftersales_V1_ReplayEventsRequest.self, payload))
         default:
             preconditionFailure("\(method.fullName) is not a query")
         }
@@ -74,18 +74,21 @@ extension Daemon {
         }
     }
 
-    private func replay(_ r: Aftersales_V1_ReplayEventsRequest) throws(RPCError) -> Aftersales_V1_ReplayEventsResponse {
+    /// Answered by splicing the kept announcement bytes into the response: field 1 is
+    /// `repeated EventEnvelope events`, so each kept event is one length-delimited field.
+    private func replay(_ r: Aftersales_V1_ReplayEventsRequest) throws(RPCError) -> [UInt8] {
         guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
         let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
         guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
         guard let events = announcements.replay(from: r.fromSeq, limit: limit) else {
             throw RPCError(.outOfRange, "announcement \(r.fromSeq) is no longer kept; the oldest available is \(announcements.oldestKept). Re-read the cases you follow (GetCase/ListCases), then replay from \(announcements.oldestKept)")
         }
-        return .with {
-            $0.events = events
-            $0.lastSeq = announcements.lastSeq
-            $0.oldestAvailableSeq = announcements.oldestKept
-        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.reduce(16) { $0 + $1.bytes.count + 6 })
+        for event in events { ProtoWire.appendField(1, event.bytes, to: &bytes) }
+        ProtoWire.appendVarintField(2, announcements.lastSeq, to: &bytes)
+        ProtoWire.appendVarintField(3, announcements.oldestKept, to: &bytes)
+        return bytes
     }
 
     func statistics() -> Aftersales_V1_GetStatsResponse {

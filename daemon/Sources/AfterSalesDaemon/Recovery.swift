@@ -75,10 +75,11 @@ enum Recovery {
             cases[restored.caseID] = restored
             nextCaseNumber = max(nextCaseNumber, entry.nextCaseNumber)
             if entry.hasAnswer { idempotency.remember(entry.answer) }
-            let wireCase = Aftersales_V1_Case(restored, includeHistory: false)
-            for var event in entry.events {
-                event.case = wireCase
-                announcements.restore(event)
+            var wireCase = entry.case
+            wireCase.history = []
+            let caseBytes: [UInt8] = try wireCase.serializedBytes()
+            for event in entry.events {
+                announcements.restore(event, caseBytes: caseBytes)
             }
             applied += 1
         }
