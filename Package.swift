@@ -71,13 +71,17 @@ let package = Package(
         // MARK: clients
         .target(
             name: "AfterSalesClient",
-            dependencies: ["AfterSalesRPC", "AfterSalesProto", "ZeroMQ"],
+            dependencies: [
+                "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             path: "clients/swift/AfterSalesClient"
         ),
         .executableTarget(
             name: "aftersales-probe",
             dependencies: [
-                "AfterSalesClient",
+                "AfterSalesClient", "AfterSalesRPC", "AfterSalesProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -99,7 +103,7 @@ let package = Package(
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine"]),
-        .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ"]),
-        .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto"]),
+        .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

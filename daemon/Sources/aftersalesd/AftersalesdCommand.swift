@@ -53,6 +53,8 @@ struct AftersalesdCommand: ParsableCommand {
     var replayWindow: Int?
     @Option(help: "Idempotency keys remembered. (env AFTERSALES_IDEMPOTENCY_KEYS, default 100000)")
     var idempotencyKeys: Int?
+    @Option(help: "Announcements queued per subscriber before libzmq drops them (the subscriber then replays the gap). (env AFTERSALES_PUB_HWM, default 1000000)")
+    var pubHwm: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
     var logLevel: String?
 
@@ -106,6 +108,10 @@ struct AftersalesdCommand: ParsableCommand {
         if let v = try integer(idempotencyKeys, "IDEMPOTENCY_KEYS", "idempotency-keys") {
             guard v >= 1 else { throw ValidationError("--idempotency-keys: must be at least 1") }
             config.idempotencyCapacity = v
+        }
+        if let v = try integer(pubHwm, "PUB_HWM", "pub-hwm") {
+            guard v >= 1, v <= Int(Int32.max) else { throw ValidationError("--pub-hwm: must be between 1 and \(Int32.max)") }
+            config.pubHighWaterMark = Int32(v)
         }
         var level = Logger.Level.info
         if let v = setting(logLevel, "LOG_LEVEL") {
