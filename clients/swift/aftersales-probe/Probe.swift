@@ -86,7 +86,7 @@ struct Ping: AsyncParsableCommand {
             if global.json {
                 print(#"{"endpoint":"\#(global.endpoint)","count":\#(count),"minMs":\#(ms(lo)),"p50Ms":\#(ms(p50)),"p99Ms":\#(ms(p99)),"maxMs":\#(ms(hi)),"version":"\#(version)"}"#)
             } else {
-                print("\(global.endpoint): \(count) replies  min \(ms(lo)) ms  p50 \(ms(p50)) ms  p99 \(ms(p99)) ms  max \(ms(hi)) ms  (aftersalesd \(version))")
+                print("\(global.endpoint): \(count) replies  min \(ms(lo)) ms  p50 \(ms(p50)) ms  p99 \(ms(p99)) ms  max \(ms(hi)) ms  (\(version))")
             }
         }
     }

@@ -116,6 +116,10 @@ struct ProtoEnumArgument<E: SwiftProtobuf.Enum & CaseIterable & Sendable>: Expre
         E.allCases.filter { $0.rawValue != 0 }.map { protoName($0).lowercased().replacingOccurrences(of: "_", with: "-") }
     }
     static var defaultCompletionKind: CompletionKind { .list(allValueStrings) }
+    /// How --help shows a default: the same spelling the flag accepts.
+    var defaultValueDescription: String {
+        protoName(value).lowercased().replacingOccurrences(of: "_", with: "-")
+    }
 }
 
 /// The prefix every value name of a proto enum carries ("CASE_STATUS" for CaseStatus).
@@ -164,8 +168,12 @@ struct EvidenceArgument: ExpressibleByArgument, Sendable {
 
 /// "2026-11-26T16:00:00.123Z" for milliseconds since the epoch.
 func isoTime(_ ms: Int64) -> String {
-    let date = Date(timeIntervalSince1970: Double(ms) / 1000)
-    return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    // Whole seconds through Date, milliseconds by integer arithmetic: a Double of
+    // milliseconds can format 41.155 as 41.154, disagreeing with the daemon's own text.
+    let (seconds, millis) = ms >= 0 ? (ms / 1000, ms % 1000) : ((ms - 999) / 1000, ((ms % 1000) + 1000) % 1000)
+    let whole = Date(timeIntervalSince1970: Double(seconds)).formatted(Date.ISO8601FormatStyle())
+    let digits = String(millis)
+    return whole.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
 }
 
 /// "in 11h59m" / "3m12s ago" relative to now.
