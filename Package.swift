@@ -93,6 +93,7 @@ let package = Package(
             name: "aftersales-bench",
             dependencies: [
                 "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

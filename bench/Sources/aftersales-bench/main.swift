@@ -1,2 +1,442 @@
-// Placeholder: the benchmark driver is being written (see bench/README.md when it lands).
-print("aftersales-bench: not written yet")
+// aftersales-bench: the benchmark driver behind `make bench` (bench/run.sh starts and
+// stops the processes; this program only talks to them). Every subcommand is bounded in
+// time and count and prints one JSON object on one line of stdout; progress goes to
+// stderr. See bench/README.md for what each figure means.
+import AfterSalesProto
+import AfterSalesRPC
+import ArgumentParser
+import Foundation
+import Histogram
+import ZeroMQ
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aftersales-bench",
+        abstract: "Benchmarks for aftersalesd (driven by bench/run.sh).",
+        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self]
+    )
+}
+
+// MARK: - prepare
+
+struct Prepare: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create one case with a proposal; print its id and the GetCase request/reply sizes.")
+    @Option(help: "The daemon's RPC endpoint.") var endpoint: String
+
+    func run() throws {
+        let context = try ZMQContext()
+        let caller = try SimpleCaller(context, endpoint)
+        let created = try caller.call(RPCs.createCase, Cases.proposal(order: runPrefix("lat")))
+        let request = Cases.getCase(1, created.case.caseID)
+        let req = try ZMQSocket(context, .req)
+        try req.setReceiveTimeout(10_000)
+        try req.connect(endpoint)
+        try req.send(request)
+        guard let reply = try req.receive(), reply.count == 1 else { throw BenchError("no GetCase reply") }
+        let env = try ResponseEnvelope(serializedBytes: reply[0])
+        _ = try env.decodedPayload(as: Aftersales_V1_GetCaseResponse.self)
+        emit(["case_id": created.case.caseID, "request_bytes": request.count, "reply_bytes": reply[0].count])
+    }
+}
+
+// MARK: - latency
+
+struct Latency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GetCase round trips through a REQ socket, one at a time. The same request bytes go to the daemon or to the libzmq echo server.")
+    @Option(help: "REQ endpoint (daemon or bench/echo server).") var endpoint: String
+    @Option(help: "Label for the output: daemon or echo.") var target: String = "daemon"
+    @Option(help: "The case to get (from `prepare`).") var caseId: String
+    @Option(help: "Measured round trips (upper bound).") var count: Int = 20_000
+    @Option(help: "Stop measuring after this many seconds.") var seconds: Double = 10
+    @Option(help: "Unmeasured round trips first.") var warmup: Int = 2_000
+
+    func run() throws {
+        let context = try ZMQContext()
+        let req = try ZMQSocket(context, .req)
+        try req.setReceiveTimeout(10_000)
+        try req.connect(endpoint)
+        let request = Cases.getCase(1, caseId)
+        var h = latencyHistogram()
+        var replyBytes = 0
+        // The reply is checked (decoded) on the first call only, on both targets, so the
+        // client does the same work per call for the daemon and for the echo.
+        try req.send(request)
+        guard let first = try req.receive() else { throw BenchError("\(target): no reply") }
+        replyBytes = first[0].count
+        if target == "daemon" {
+            let env = try ResponseEnvelope(serializedBytes: first[0])
+            _ = try env.decodedPayload(as: Aftersales_V1_GetCaseResponse.self)
+        }
+        for _ in 0..<warmup {
+            try req.send(request)
+            guard try req.receive() != nil else { throw BenchError("\(target): reply timeout") }
+        }
+        let deadline = monoNanos() + UInt64(seconds * 1e9)
+        var n = 0
+        let began = monoNanos()
+        while n < count {
+            let t0 = monoNanos()
+            try req.send(request)
+            guard let reply = try req.receive(), reply[0].count == replyBytes else { throw BenchError("\(target): bad or missing reply") }
+            let t1 = monoNanos()
+            _ = h.record(t1 - t0)
+            n += 1
+            if t1 > deadline { break }
+        }
+        var out = summary(h, "rtt")
+        out["bench"] = "latency"
+        out["target"] = target
+        out["reply_bytes"] = replyBytes
+        out["request_bytes"] = request.count
+        out["calls_per_s"] = (Double(n) / (Double(monoNanos() - began) / 1e9)).rounded()
+        emit(out)
+    }
+}
+
+// MARK: - throughput
+
+struct Throughput: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mutating calls (CreateCase, then MerchantAgree on it) from N DEALER callers, each with K calls in flight, on one client thread.")
+    @Option(help: "The daemon's RPC endpoint.") var endpoint: String
+    @Option(help: "Label for the output.") var label: String = "daemon"
+    @Option(help: "DEALER sockets (callers).") var connections: Int = 50
+    @Option(help: "Calls in flight per caller (1 = no pipelining).") var inflight: Int = 1
+    @Option(help: "Measured seconds.") var seconds: Double = 5
+    @Option(help: "Unmeasured seconds first.") var warmupSeconds: Double = 1
+
+    func run() throws {
+        let context = try ZMQContext()
+        var sockets: [ZMQSocket] = []
+        var poller = ZMQPoller()
+        for _ in 0..<connections {
+            let s = try ZMQSocket(context, .dealer)
+            try s.setSendHighWaterMark(0)
+            try s.setReceiveHighWaterMark(0)
+            try s.connect(endpoint)
+            sockets.append(s)
+            _ = poller.add(s)
+        }
+        // Let the connections come up before the clock starts.
+        Thread.sleep(forTimeInterval: 0.3)
+        let prefix = runPrefix("tp-\(label)")
+        let slots = connections * inflight
+        var sentAt = [UInt64](repeating: 0, count: slots)
+        var pendingCase = [String?](repeating: nil, count: slots)
+        var seq: UInt64 = 0
+        var orderN = 0
+        var outstanding = 0
+        var h = latencyHistogram()
+        var measured = 0, errors = 0, creates = 0, agrees = 0
+        var firstError = ""
+
+        func send(_ slot: Int) throws {
+            seq += 1
+            let id = (seq << 20) | UInt64(slot)
+            let body: [UInt8]
+            if let caseID = pendingCase[slot] {
+                body = Cases.envelope(id, .merchantAgree, Aftersales_V1_MerchantAgreeRequest.with {
+                    $0.caseID = caseID
+                    $0.merchantID = "M-bench"
+                    $0.note = "ok"
+                })
+            } else {
+                orderN += 1
+                body = Cases.envelope(id, .createCase, Cases.plain(order: "\(prefix)-\(orderN)"))
+            }
+            sentAt[slot] = monoNanos()
+            try sockets[slot / inflight].send(WireFrames.dealerCall(body: body))
+            outstanding += 1
+        }
+
+        let start = monoNanos()
+        let measureFrom = start + UInt64(warmupSeconds * 1e9)
+        let measureTo = measureFrom + UInt64(seconds * 1e9)
+        for slot in 0..<slots { try send(slot) }
+        var stopping = false
+        let hardStop = measureTo + 10_000_000_000
+        while outstanding > 0 {
+            _ = try poller.poll(timeoutMilliseconds: 100)
+            let now0 = monoNanos()
+            if now0 >= measureTo { stopping = true }
+            if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
+            for i in 0..<connections where poller.isReadable(i) {
+                while let frames = try sockets[i].receive(dontWait: true) {
+                    let now = monoNanos()
+                    outstanding -= 1
+                    guard let body = WireFrames.dealerReply(frames), let env = try? ResponseEnvelope(serializedBytes: body) else {
+                        errors += 1
+                        continue
+                    }
+                    let slot = Int(env.requestID & 0xFFFFF)
+                    let inWindow = sentAt[slot] >= measureFrom && now <= measureTo
+                    if env.code != .ok {
+                        errors += 1
+                        if firstError.isEmpty { firstError = "\(env.code.name): \(env.message)" }
+                        pendingCase[slot] = nil
+                    } else if pendingCase[slot] == nil {
+                        // A CreateCase answer: the next call on this slot agrees to it.
+                        // (Only the case id is read, with a partial decode of the answer.)
+                        let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
+                        pendingCase[slot] = created.case.caseID
+                        if inWindow { creates += 1 }
+                    } else {
+                        pendingCase[slot] = nil
+                        if inWindow { agrees += 1 }
+                    }
+                    if inWindow {
+                        measured += 1
+                        _ = h.record(now - sentAt[slot])
+                    }
+                    if !stopping { try send(slot) }
+                }
+            }
+        }
+        var out = summary(h, "call")
+        out["bench"] = "throughput"
+        out["label"] = label
+        out["connections"] = connections
+        out["inflight"] = inflight
+        out["calls_per_s"] = (Double(measured) / seconds).rounded()
+        out["creates"] = creates
+        out["agrees"] = agrees
+        out["errors"] = errors
+        if !firstError.isEmpty { out["first_error"] = firstError }
+        emit(out)
+    }
+}
+
+// MARK: - expiry precision
+
+struct Expiry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create N proposals paced over a spread, then measure proposal.expired lateness (arrival − expires_at) on a SUB socket.")
+    @Option(help: "The daemon's RPC endpoint.") var rpc: String
+    @Option(help: "The daemon's PUB endpoint.") var pub: String
+    @Option(help: "Proposals to create.") var count: Int = 1_000_000
+    @Option(help: "Pace creation over this many seconds (so deadlines spread over it); 0 = as fast as possible.") var spreadSeconds: Double = 60
+    @Option(help: "Give up waiting this many seconds after the last expires_at.") var graceSeconds: Double = 20
+    @Option(help: "The daemon's --proposal-ttl in seconds (reported only).") var ttlSeconds: Double = 0
+    @Option var connections: Int = 4
+    @Option var inflight: Int = 64
+
+    func run() throws {
+        let subscriber = ExpirySubscriber()
+        subscriber.start(endpoint: pub)
+        subscriber.ready.wait()
+        let context = try ZMQContext()
+        let prefix = runPrefix("exp")
+        var created = 0, withProposal = 0
+        var minExp = Int64.max, maxExp = Int64.min
+        log("expiry: creating \(count) proposals over ≥ \(spreadSeconds) s")
+        let creation = try createPipelined(
+            context: context, endpoint: rpc, count: count, connections: connections, inflight: inflight,
+            ratePerSecond: spreadSeconds > 0 ? Double(count) / spreadSeconds : 0,
+            build: { Cases.proposal(order: "\(prefix)-\($0)") },
+            onCreated: { response in
+                created += 1
+                if response.case.status == .proposalPending {
+                    withProposal += 1
+                    minExp = min(minExp, response.case.proposal.expiresAtMs)
+                    maxExp = max(maxExp, response.case.proposal.expiresAtMs)
+                }
+            })
+        log("expiry: created \(created) (\(withProposal) proposals) in \(String(format: "%.1f", creation.seconds)) s; waiting for expiries")
+        let giveUpUs = (maxExp + Int64(graceSeconds * 1000)) * 1000
+        while subscriber.received < withProposal && wallMicros() < giveUpUs {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        subscriber.stop()
+        subscriber.done.wait()
+        let missing = withProposal - subscriber.seen.count
+        var out = summary(subscriber.lateness, "lateness")
+        out["bench"] = "expiry"
+        out["proposals"] = withProposal
+        out["create_errors"] = creation.errors
+        if !creation.firstError.isEmpty { out["first_error"] = creation.firstError }
+        out["create_seconds"] = creation.seconds.rounded(toPlaces: 2)
+        out["create_per_s"] = (Double(created) / creation.seconds).rounded()
+        if ttlSeconds > 0 { out["ttl_s"] = ttlSeconds }
+        out["deadline_spread_s"] = (Double(maxExp - minExp) / 1000).rounded(toPlaces: 2)
+        out["received"] = subscriber.received
+        out["missing"] = missing
+        out["duplicates"] = subscriber.duplicates
+        out["late_flagged"] = subscriber.lateFlagged
+        emit(out)
+    }
+}
+
+// MARK: - burst
+
+struct Burst: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "N proposals expiring together while an open-loop GetCase load runs: GetCase latency during the burst vs before it.")
+    @Option(help: "The daemon's RPC endpoint.") var rpc: String
+    @Option(help: "The daemon's PUB endpoint.") var pub: String
+    @Option(help: "The daemon's pid (for --freeze).") var pid: Int32 = 0
+    @Option(help: "Proposals in the burst.") var count: Int = 100_000
+    @Option(help: "GetCase calls per second (open loop).") var rate: Double = 2_000
+    @Option(help: "Longest baseline window, seconds.") var baselineSeconds: Double = 5
+    @Flag(help: "Stop the daemon (SIGSTOP) from just before the first deadline until after the last, so every deadline is due at the same instant when it resumes.") var freeze = false
+    @Option var connections: Int = 4
+    @Option var inflight: Int = 64
+
+    func run() throws {
+        let context = try ZMQContext()
+        let prefix = runPrefix(freeze ? "burstf" : "burst")
+        // Cases for the GetCase load (no deadlines of interest).
+        var probeIDs: [String] = []
+        _ = try createPipelined(context: context, endpoint: rpc, count: 256, build: { Cases.plain(order: "\(prefix)-probe-\($0)") },
+                                onCreated: { probeIDs.append($0.case.caseID) })
+        let subscriber = ExpirySubscriber()
+        subscriber.start(endpoint: pub)
+        subscriber.ready.wait()
+        var withProposal = 0
+        var minExp = Int64.max, maxExp = Int64.min
+        log("burst: creating \(count) proposals as fast as possible")
+        let creation = try createPipelined(
+            context: context, endpoint: rpc, count: count, connections: connections, inflight: inflight,
+            build: { Cases.proposal(order: "\(prefix)-\($0)") },
+            onCreated: { response in
+                if response.case.status == .proposalPending {
+                    withProposal += 1
+                    minExp = min(minExp, response.case.proposal.expiresAtMs)
+                    maxExp = max(maxExp, response.case.proposal.expiresAtMs)
+                }
+            })
+        // Wall-clock ms → monotonic ns.
+        let offset = Int64(monoNanos()) - wallMicros() * 1_000
+        func mono(wallMs: Int64) -> UInt64 { UInt64(max(0, wallMs * 1_000_000 + offset)) }
+        let firstDue = mono(wallMs: minExp)
+        guard monoNanos() + 1_500_000_000 < firstDue else {
+            throw BenchError("creating \(count) proposals took \(creation.seconds) s: longer than the proposal TTL allows for a baseline; raise --proposal-ttl")
+        }
+        log("burst: created \(withProposal) in \(String(format: "%.1f", creation.seconds)) s; deadlines spread over \(maxExp - minExp) ms; load at \(Int(rate))/s")
+        let control = LoadControl()
+        startOpenLoopGetCase(endpoint: rpc, caseIDs: probeIDs, ratePerSecond: rate, control: control)
+        let loadStart = monoNanos()
+        let baselineFrom = loadStart + 500_000_000
+        let baselineTo = min(firstDue - 300_000_000, baselineFrom + UInt64(baselineSeconds * 1e9))
+        var duringFrom = firstDue
+        var stoppedMs = 0.0
+        if freeze {
+            sleepNanos(baselineTo > monoNanos() ? baselineTo - monoNanos() : 0)
+            control.paused = true
+            let limit = monoNanos() + 2_000_000_000
+            while !control.idle && monoNanos() < limit { sleepNanos(1_000_000) }
+            guard kill(pid, SIGSTOP) == 0 else { throw BenchError("cannot SIGSTOP \(pid)") }
+            let stopAt = monoNanos()
+            let resumeAt = mono(wallMs: maxExp) + 50_000_000
+            sleepNanos(resumeAt > monoNanos() ? resumeAt - monoNanos() : 0)
+            kill(pid, SIGCONT)
+            duringFrom = monoNanos()
+            stoppedMs = Double(duringFrom - stopAt) / 1e6
+            control.paused = false
+        }
+        let giveUp = mono(wallMs: maxExp) + 30_000_000_000
+        while subscriber.received < withProposal && monoNanos() < giveUp { sleepNanos(5_000_000) }
+        let lastArrival = subscriber.lastArrivalMono
+        sleepNanos(500_000_000)
+        control.stopRequested = true
+        control.done.wait()
+        subscriber.stop()
+        subscriber.done.wait()
+        let duringTo = max(lastArrival, duringFrom + 1_000_000)
+        let before = window(control.samples, from: baselineFrom, to: baselineTo)
+        let during = window(control.samples, from: duringFrom, to: duringTo)
+        var out = summary(before, "before")
+        out.merge(summary(during, "during")) { a, _ in a }
+        out["bench"] = freeze ? "burst_freeze" : "burst"
+        out["proposals"] = withProposal
+        out["received"] = subscriber.received
+        out["missing"] = withProposal - subscriber.seen.count
+        out["create_seconds"] = creation.seconds.rounded(toPlaces: 2)
+        out["create_per_s"] = (Double(count) / creation.seconds).rounded()
+        out["deadline_spread_ms"] = maxExp - minExp
+        out["expiry_window_ms"] = (Double(duringTo - duringFrom) / 1e6).rounded(toPlaces: 1)
+        out["stopped_ms"] = stoppedMs.rounded(toPlaces: 1)
+        out["load_errors"] = control.errors
+        out["rate"] = rate
+        emit(out)
+    }
+}
+
+// MARK: - scale
+
+struct Scale: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fill the daemon with N open cases: RSS per case, snapshot duration, GetCase latency while the snapshot is written vs before, then a journal tail for the restart test.")
+    @Option(help: "The daemon's RPC endpoint.") var rpc: String
+    @Option(help: "The daemon's pid (for VmRSS).") var pid: Int32
+    @Option(help: "Open cases to create.") var count: Int = 1_000_000
+    @Option(help: "Cases created after the snapshot (the journal a restart replays).") var journalTail: Int = 50_000
+    @Option(help: "GetCase calls per second (open loop).") var rate: Double = 2_000
+    @Option(help: "Baseline window, seconds.") var baselineSeconds: Double = 5
+    @Option var connections: Int = 4
+    @Option var inflight: Int = 64
+
+    func run() throws {
+        let context = try ZMQContext()
+        let prefix = runPrefix("scale")
+        let rss0 = residentBytes(pid: pid)
+        var ids: [String] = []
+        ids.reserveCapacity(4096)
+        var n = 0
+        log("scale: creating \(count) open cases")
+        let creation = try createPipelined(
+            context: context, endpoint: rpc, count: count, connections: connections, inflight: inflight,
+            build: { Cases.plain(order: "\(prefix)-\($0)") },
+            onCreated: { response in
+                n += 1
+                if n % 251 == 0 && ids.count < 4096 { ids.append(response.case.caseID) }
+            })
+        Thread.sleep(forTimeInterval: 1.0)
+        let rss1 = residentBytes(pid: pid)
+        log("scale: created \(n) in \(String(format: "%.1f", creation.seconds)) s; RSS \(rss1 >> 20) MiB; snapshot under load")
+        let control = LoadControl()
+        startOpenLoopGetCase(endpoint: rpc, caseIDs: ids, ratePerSecond: rate, control: control)
+        let baselineFrom = monoNanos() + 500_000_000
+        let baselineTo = baselineFrom + UInt64(baselineSeconds * 1e9)
+        sleepNanos(baselineTo - monoNanos())
+        let admin = try SimpleCaller(context, rpc, timeoutMs: 300_000)
+        let snapFrom = monoNanos()
+        let snapshot = try admin.call(RPCs.takeSnapshot, .init())
+        let snapTo = monoNanos()
+        sleepNanos(1_000_000_000)
+        let rssAfterSnapshot = residentBytes(pid: pid)
+        control.stopRequested = true
+        control.done.wait()
+        let before = window(control.samples, from: baselineFrom, to: baselineTo)
+        let during = window(control.samples, from: snapFrom, to: snapTo)
+        log("scale: snapshot \(snapshot.durationMs) ms, \(snapshot.bytes >> 20) MiB; adding a journal tail of \(journalTail)")
+        let tail = try createPipelined(
+            context: context, endpoint: rpc, count: journalTail, connections: connections, inflight: inflight,
+            build: { Cases.plain(order: "\(prefix)-tail-\($0)") }, onCreated: { _ in })
+        let stats = try admin.call(RPCs.getStats, .init())
+        var out = summary(before, "before")
+        out.merge(summary(during, "during")) { a, _ in a }
+        out["bench"] = "scale"
+        out["cases"] = Int(stats.casesTotal)
+        out["created"] = n
+        out["create_errors"] = creation.errors + tail.errors
+        out["create_per_s"] = (Double(count) / creation.seconds).rounded()
+        out["rss_empty_bytes"] = rss0
+        out["rss_bytes"] = rss1
+        out["rss_after_snapshot_bytes"] = rssAfterSnapshot
+        out["bytes_per_case"] = n > 0 ? (rss1 - rss0) / n : 0
+        out["snapshot_ms_daemon"] = snapshot.durationMs
+        out["snapshot_ms_client"] = (Double(snapTo - snapFrom) / 1e6).rounded(toPlaces: 1)
+        out["snapshot_bytes"] = snapshot.bytes
+        out["snapshot_cases"] = snapshot.cases
+        out["journal_bytes"] = stats.journalBytes
+        out["load_errors"] = control.errors
+        emit(out)
+    }
+}
+
+Bench.main()

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's results.jsonl into the Markdown table of bench/results/latest.md.
+
+Every figure is a median over the rounds of one run; every ratio is the median of the
+per-round ratios (each round measures both sides back to back), never a ratio of
+numbers from different runs.
+"""
+import json
+import statistics
+import sys
+
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+machine = sys.argv[2]
+
+
+def pick(bench, **match):
+    return [r for r in rows if r.get("bench") == bench and all(r.get(k) == v for k, v in match.items())]
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def by_round(items):
+    return {r["round"]: r for r in items}
+
+
+def ratio(num_items, den_items, key, key_den=None):
+    """Median of per-round num/den."""
+    a, b = by_round(num_items), by_round(den_items)
+    rs = [a[k][key] / b[k][key_den or key] for k in a if k in b and a[k].get(key) and b[k].get(key_den or key)]
+    return (med(rs), min(rs), max(rs)) if rs else (None, None, None)
+
+
+def fmt(v, unit="", digits=1):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and abs(v) >= 1000:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.{digits}f}{unit}" if isinstance(v, float) else f"{v:,}{unit}"
+
+
+def fr(r):
+    m, lo, hi = r
+    return "–" if m is None else f"{m:.2f}× ({lo:.2f}–{hi:.2f})"
+
+
+def verdict(ok):
+    return "–" if ok is None else ("met" if ok else "**missed**")
+
+
+table = []
+notes = []
+
+
+def row(measure, ours, base, rat, target, ok):
+    table.append(f"| {measure} | {ours} | {base} | {rat} | {target} | {verdict(ok)} |")
+
+
+# 1 latency
+d, e, rd = pick("latency", target="daemon"), pick("latency", target="echo"), pick("latency", target="redis")
+if d:
+    for key, name, tgt in [("rtt_p50_us", "p50", 1.15), ("rtt_p99_us", "p99", 1.5), ("rtt_p999_us", "p99.9", None)]:
+        r = ratio(d, e, key)
+        row(f"1 GetCase REQ round trip {name} (µs) vs libzmq echo",
+            fmt(med(x[key] for x in d), digits=1), fmt(med(x[key] for x in e), digits=1), fr(r),
+            f"≤ {tgt}×" if tgt else "", (r[0] <= tgt) if tgt and r[0] else None)
+    for key, name in [("rtt_p50_us", "p50"), ("rtt_p99_us", "p99"), ("rtt_p999_us", "p99.9")]:
+        r = ratio(d, rd, key)
+        row(f"1 GetCase REQ round trip {name} (µs) vs redis-benchmark -c 1 GET",
+            fmt(med(x[key] for x in d), digits=1), fmt(med(x.get(key) for x in rd), digits=1), fr(r), "", None)
+    notes.append(f"GetCase: request {d[0]['request_bytes']} B, reply {d[0]['reply_bytes']} B; the echo server answers the "
+                 f"same request bytes with a reply of the same size; Redis GET returns a value of that size.")
+
+# 2 throughput
+es, al, pp = pick("throughput", label="everysec"), pick("throughput", label="always"), pick("throughput", label="pipelined")
+r50, r16 = pick("throughput", label="redis_c50"), pick("throughput", label="redis_p16")
+if es:
+    r = ratio(es, r50, "calls_per_s")
+    row("2 mutating calls/s, 50 callers, fsync everysec vs redis -c 50 SET (AOF everysec)",
+        fmt(med(x["calls_per_s"] for x in es)), fmt(med(x["calls_per_s"] for x in r50)), fr(r), "≥ 1.0×",
+        r[0] >= 1.0 if r[0] else None)
+    r = ratio(al, r50, "calls_per_s")
+    ra = ratio(al, es, "calls_per_s")
+    row("2 mutating calls/s, 50 callers, fsync always vs redis -c 50 SET",
+        fmt(med(x["calls_per_s"] for x in al)), fmt(med(x["calls_per_s"] for x in r50)), fr(r), "≥ 0.5×",
+        r[0] >= 0.5 if r[0] else None)
+    row("2 … fsync always vs aftersalesd everysec", fmt(med(x["calls_per_s"] for x in al)),
+        fmt(med(x["calls_per_s"] for x in es)), fr(ra), "", None)
+    r = ratio(pp, r16, "calls_per_s")
+    row("2 mutating calls/s, 50 DEALERs × 16 in flight (everysec) vs redis -c 50 -P 16 SET",
+        fmt(med(x["calls_per_s"] for x in pp)), fmt(med(x["calls_per_s"] for x in r16)), fr(r), "≥ 0.5×",
+        r[0] >= 0.5 if r[0] else None)
+    for name, items in [("everysec", es), ("always", al), ("pipelined", pp)]:
+        notes.append(f"{name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
+                     f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs; errors {sum(x.get('errors', 0) for x in items)}")
+
+# 3 expiry
+for x in pick("expiry"):
+    row(f"3 expiry lateness p50 / p99 / max (ms), {x['proposals']:,} proposals over {x['deadline_spread_s']} s",
+        f"{x.get('lateness_p50_us', 0)/1000:.2f} / {x.get('lateness_p99_us', 0)/1000:.2f} / {x.get('lateness_max_us', 0)/1000:.2f}",
+        "", "", "p99 ≤ 5 ms", (x.get("lateness_p99_us", 1e12) <= 5000) and x["missing"] == 0)
+    row("3 expiry announcements missing / duplicated", f"{x['missing']} / {x['duplicates']}", "", "", "0 missing",
+        x["missing"] == 0)
+    if x["proposals"] < 1_000_000:
+        notes.append(f"expiry: N = {x['proposals']:,}, not 1 000 000 (quick run or BENCH_EXPIRY_N).")
+    if x.get("ttl_s") is None or x["create_seconds"] > x["ttl_s"]:
+        notes.append(f"expiry: creation took {x['create_seconds']} s, longer than the proposal TTL"
+                     f"{' (' + str(x['ttl_s']) + ' s)' if x.get('ttl_s') else ' (70 s in this run)'}: the first expiries "
+                     f"fired while creation was still running, so part of the lateness is measured under creation load.")
+    notes.append(f"expiry: proposals created at {fmt(float(x['create_per_s']))}/s (paced); "
+                 f"{x.get('create_errors', 0)} creation errors {x.get('first_error', '')}")
+for x in pick("burst") + pick("burst_freeze"):
+    how = ("all due at one instant (daemon SIGSTOPped across the deadlines)" if x["bench"] == "burst_freeze"
+           else f"deadlines spread over {x['deadline_spread_ms']/1000:.1f} s (creation speed)")
+    bp, dp = x.get("before_p99_us"), x.get("during_p99_us")
+    rr = dp / bp if bp and dp else None
+    row(f"3 GetCase p99 (µs) while {x['proposals']:,} proposals expire, {how}",
+        fmt(dp), fmt(bp) + " before", f"{rr:.2f}×" if rr else "–", "≤ 2×", rr <= 2 if rr else None)
+    notes.append(f"{x['bench']}: open-loop GetCase at {int(x['rate'])}/s; before p50 {fmt(x.get('before_p50_us'))} µs "
+                 f"({x.get('before_count')} calls), during p50 {fmt(x.get('during_p50_us'))} µs, max {fmt(x.get('during_max_us'))} µs "
+                 f"({x.get('during_count')} calls over {x['expiry_window_ms']} ms); {x['received']:,} expiries received, "
+                 f"{x['missing']} missing")
+
+# 4 scale
+for x in pick("scale"):
+    n = x["created"]
+    mib = x["rss_bytes"] / 2**20
+    per = x["bytes_per_case"]
+    proj = (x["rss_empty_bytes"] + per * 1_000_000) / 2**30
+    row(f"4 RSS at {n:,} open cases (MiB); bytes per case",
+        f"{mib:,.0f} MiB; {per:,} B/case", "", f"→ {proj:.2f} GiB at 1 M", "≤ 1 GiB at 1 M", proj <= 1.0)
+    row(f"4 snapshot of {x['snapshot_cases']:,} cases: duration (ms), size", f"{x['snapshot_ms_daemon']:,} ms",
+        f"{x['snapshot_bytes']/2**20:,.0f} MiB", "", "", None)
+    bp, dp = x.get("before_p99_us"), x.get("during_p99_us")
+    rr = dp / bp if bp and dp else None
+    row("4 GetCase p99 (µs) while the snapshot is written", fmt(dp), fmt(bp) + " before", f"{rr:.2f}×" if rr else "–",
+        "≤ 2×", rr <= 2 if rr else None)
+    notes.append(f"scale: {n:,} cases created at {fmt(float(x['create_per_s']))}/s; RSS empty "
+                 f"{x['rss_empty_bytes']/2**20:.0f} MiB, after the snapshot {x['rss_after_snapshot_bytes']/2**20:.0f} MiB; "
+                 f"during-snapshot window {x.get('during_count', 0)} calls (p50 {fmt(x.get('during_p50_us'))} µs, "
+                 f"max {fmt(x.get('during_max_us'))} µs); journal {x['journal_bytes']/2**20:.0f} MiB at the restart")
+for x in pick("restart"):
+    scale = pick("scale")
+    cases = scale[0]["cases"] if scale else 0
+    row(f"4 restart from snapshot + journal, {cases:,} cases (spawn → ready)", f"{x['restart_ms']:,} ms",
+        f"daemon's own recovery: {x['recovered_ms'] or '?'} ms", "", "≤ 3 s", x["restart_ms"] <= 3000)
+    notes.append(f"restart: RSS after recovery {x['rss_bytes']/2**20:.0f} MiB; files {x['files']}")
+
+print("# aftersales benchmarks (`make bench`)\n")
+print(f"Machine: {machine}\n")
+print("| measure | aftersalesd | baseline | ratio: median (min–max of rounds) | target | |")
+print("|---|---|---|---|---|---|")
+print("\n".join(table))
+print("\nNotes:\n")
+for n in notes:
+    print(f"- {n}")

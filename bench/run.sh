@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# make bench: build (release), start aftersalesd / the libzmq echo server / redis-server on
+# loopback free ports, run the benchmarks of issue 7 in alternating rounds, print one table
+# and write it to bench/results/latest.md. Everything started here is stopped on exit.
+#
+#   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
+#   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
+#   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
+#   BENCH_ONLY="latency throughput expiry burst scale"  run a subset
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+QUICK="${BENCH_QUICK:-0}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale}"
+BIN="$ROOT/.build/release"
+BENCH="$BIN/aftersales-bench"
+DAEMON="$BIN/aftersalesd"
+ECHO="$ROOT/bench/echo/build/echo_server"
+RESULTS_DIR="$ROOT/bench/results"
+
+if [[ "$QUICK" == 1 ]]; then
+  ROUNDS="${BENCH_ROUNDS:-2}"
+  LAT_COUNT=5000; LAT_SECONDS=2
+  TP_SECONDS=2
+  REDIS_GET_N=5000; REDIS_SET_N=100000; REDIS_P16_N=400000
+  EXPIRY_N=20000; EXPIRY_SPREAD=10
+  BURST_N=10000; BURST_TTL=12s
+  SCALE_N=50000; SCALE_TAIL=5000
+else
+  ROUNDS="${BENCH_ROUNDS:-5}"
+  LAT_COUNT=20000; LAT_SECONDS=5
+  TP_SECONDS=5
+  REDIS_GET_N=20000; REDIS_SET_N=500000; REDIS_P16_N=3000000
+  EXPIRY_N="${BENCH_EXPIRY_N:-1000000}"; EXPIRY_SPREAD=60
+  BURST_N=100000; BURST_TTL=25s
+  SCALE_N="${BENCH_SCALE_N:-1000000}"; SCALE_TAIL=50000
+fi
+# Payload of the Redis SETs: about the size of a CreateCase request.
+REDIS_SET_BYTES=150
+
+WORK="$(mktemp -d /tmp/aftersales-bench.XXXXXX)"
+RESULTS="$WORK/results.jsonl"
+: > "$RESULTS"
+declare -A PID_OF=()
+
+log() { printf '[run] %s\n' "$*" >&2; }
+
+stop_pid() {  # stop_pid PID [seconds]: SIGCONT+SIGTERM, wait (bounded), then SIGKILL
+  local pid="$1" limit="${2:-60}" i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local name
+  for name in "${!PID_OF[@]}"; do stop_pid "${PID_OF[$name]}" 30; done
+  if [[ "${BENCH_KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_ready() {  # wait_ready FILE PID: until FILE has a "ready" line (30 s)
+  local file="$1" pid="$2" i
+  for ((i = 0; i < 3000; i++)); do
+    grep -q ' ready ' "$file" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { log "process $pid died; see $file"; cat "$file.err" >&2 2>/dev/null || true; return 1; }
+    sleep 0.01
+  done
+  log "not ready after 30 s: $file"; return 1
+}
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" "$2" | head -1; }
+json() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# start_daemon NAME DATADIR ARGS...: sets RPC_<NAME>, PUB_<NAME>, PID_OF[NAME]
+start_daemon() {
+  local name="$1" dir="$2"; shift 2
+  mkdir -p "$dir"
+  "$DAEMON" --rpc 'tcp://127.0.0.1:*' --pub 'tcp://127.0.0.1:*' --data-dir "$dir" \
+    --snapshot-interval 0 --log-level warning "$@" > "$WORK/$name.out" 2> "$WORK/$name.out.err" &
+  PID_OF[$name]=$!
+  wait_ready "$WORK/$name.out" "${PID_OF[$name]}"
+  printf -v "RPC_$name" '%s' "$(field rpc "$WORK/$name.out")"
+  printf -v "PUB_$name" '%s' "$(field pub "$WORK/$name.out")"
+}
+stop_named() { stop_pid "${PID_OF[$1]}" "${2:-60}"; unset "PID_OF[$1]"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+record() {  # record ROUND JSON-LINE
+  python3 -c 'import json,sys; d=json.loads(sys.argv[2]); d["round"]=int(sys.argv[1]); print(json.dumps(d))' "$1" "$2" >> "$RESULTS"
+}
+
+# redis-benchmark's output → one JSON line (bench/redis_parse.py)
+redis_latency() { python3 "$ROOT/bench/redis_parse.py" latency; }
+redis_rps() { python3 "$ROOT/bench/redis_parse.py" csv "$1"; }
+
+# ---------------------------------------------------------------------------------------
+STARTED_AT="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+T0=$SECONDS
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  log "building (release)"
+  # One --product per invocation (SwiftPM builds only the last one given).
+  swift build -c release --product aftersalesd ${SWIFT_BUILD_FLAGS:-} >&2
+  swift build -c release --product aftersales-bench ${SWIFT_BUILD_FLAGS:-} >&2
+  mkdir -p "$(dirname "$ECHO")"
+  cc -O2 -Wall -Wextra -o "$ECHO" bench/echo/echo_server.c $(pkg-config --cflags --libs libzmq) >&2
+fi
+for tool in "$DAEMON" "$BENCH" "$ECHO"; do [[ -x "$tool" ]] || { log "missing $tool"; exit 1; }; done
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || { log "redis-server/redis-benchmark missing (make deps installs Debian's redis-server)"; exit 1; }
+
+# Redis: in memory with an append-only file synced every second — the same durability as
+# aftersalesd --fsync everysec. AOF rewrites are off so no fork lands inside a round.
+REDIS_PORT="$(free_port)"
+mkdir -p "$WORK/redis"
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$WORK/redis" --save '' \
+  --appendonly yes --appendfsync everysec --auto-aof-rewrite-percentage 0 \
+  --daemonize no --logfile "$WORK/redis.log" &
+PID_OF[redis]=$!
+for ((i = 0; i < 300; i++)); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+RB=(redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT")
+
+# --- 1 latency and 2 throughput: alternating rounds ------------------------------------
+if [[ " $ONLY " == *" latency "* || " $ONLY " == *" throughput "* ]]; then
+  start_daemon lat "$WORK/lat" --fsync everysec
+  start_daemon es "$WORK/es" --fsync everysec
+  start_daemon al "$WORK/al" --fsync always
+  PREP="$("$BENCH" prepare --endpoint "$RPC_lat")"
+  CASE_ID="$(json "$PREP" case_id)"; REPLY_BYTES="$(json "$PREP" reply_bytes)"
+  log "GetCase: request $(json "$PREP" request_bytes) B, reply $REPLY_BYTES B"
+  "$ECHO" 'tcp://127.0.0.1:*' "$REPLY_BYTES" > "$WORK/echo.out" 2> "$WORK/echo.out.err" &
+  PID_OF[echo]=$!
+  wait_ready "$WORK/echo.out" "${PID_OF[echo]}"
+  RPC_echo="$(field rpc "$WORK/echo.out")"
+  "${RB[@]}" -c 1 -n 100 -t set -d "$REPLY_BYTES" -q >/dev/null  # the key GET reads
+
+  for ((r = 1; r <= ROUNDS; r++)); do
+    if [[ " $ONLY " == *" latency "* ]]; then
+      log "round $r/$ROUNDS: latency (daemon, echo, redis)"
+      record $r "$("$BENCH" latency --endpoint "$RPC_lat" --target daemon --case-id "$CASE_ID" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+      record $r "$("$BENCH" latency --endpoint "$RPC_echo" --target echo --case-id "$CASE_ID" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+      record $r "$("${RB[@]}" -c 1 -n $REDIS_GET_N -t get -d "$REPLY_BYTES" 2>/dev/null | tr '\r' '\n' | redis_latency)"
+    fi
+    if [[ " $ONLY " == *" throughput "* ]]; then
+      log "round $r/$ROUNDS: throughput (everysec, always, redis -c 50, pipelined, redis -P 16)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label everysec --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_al" --label always --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+      record $r "$("${RB[@]}" -c 50 -n $REDIS_SET_N -t set -d $REDIS_SET_BYTES --csv 2>/dev/null | redis_rps redis_c50)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label pipelined --connections 50 --inflight 16 --seconds $TP_SECONDS)"
+      record $r "$("${RB[@]}" -c 50 -P 16 -n $REDIS_P16_N -t set -d $REDIS_SET_BYTES --csv 2>/dev/null | redis_rps redis_p16)"
+    fi
+  done
+  stop_named echo; stop_named lat; stop_named es; stop_named al
+fi
+
+# --- 3 expiry precision ---------------------------------------------------------------
+if [[ " $ONLY " == *" expiry "* ]]; then
+  log "expiry: $EXPIRY_N proposals paced over $EXPIRY_SPREAD s"
+  # TTL well past the creation time (which may exceed the pacing on a slow machine), so
+  # every proposal is pending before the first fires and the expiries run on their own.
+  EXPIRY_TTL=$((EXPIRY_SPREAD * 3 / 2 + 10))
+  start_daemon exp "$WORK/exp" --fsync everysec --proposal-ttl "${EXPIRY_TTL}s"
+  record 1 "$("$BENCH" expiry --ttl-seconds $EXPIRY_TTL --rpc "$RPC_exp" --pub "$PUB_exp" --count $EXPIRY_N --spread-seconds $EXPIRY_SPREAD)"
+  stop_named exp 120
+  rm -rf "$WORK/exp"
+  log "burst: $BURST_N proposals expiring together under GetCase load"
+  start_daemon burst "$WORK/burst" --fsync everysec --proposal-ttl "$BURST_TTL"
+  record 1 "$("$BENCH" burst --rpc "$RPC_burst" --pub "$PUB_burst" --count $BURST_N)"
+  record 1 "$("$BENCH" burst --rpc "$RPC_burst" --pub "$PUB_burst" --count $BURST_N --freeze --pid "${PID_OF[burst]}")"
+  stop_named burst 120
+  rm -rf "$WORK/burst"
+elif [[ " $ONLY " == *" burst "* ]]; then
+  start_daemon burst "$WORK/burst" --fsync everysec --proposal-ttl "$BURST_TTL"
+  record 1 "$("$BENCH" burst --rpc "$RPC_burst" --pub "$PUB_burst" --count $BURST_N)"
+  record 1 "$("$BENCH" burst --rpc "$RPC_burst" --pub "$PUB_burst" --count $BURST_N --freeze --pid "${PID_OF[burst]}")"
+  stop_named burst 120
+  rm -rf "$WORK/burst"
+fi
+
+# --- 4 scale --------------------------------------------------------------------------
+if [[ " $ONLY " == *" scale "* ]]; then
+  log "scale: $SCALE_N open cases"
+  start_daemon scale "$WORK/scale" --fsync everysec
+  record 1 "$("$BENCH" scale --rpc "$RPC_scale" --pid "${PID_OF[scale]}" --count $SCALE_N --journal-tail $SCALE_TAIL)"
+  sleep 1.5  # everysec: the tail is on disk
+  kill -KILL "${PID_OF[scale]}"; wait "${PID_OF[scale]}" 2>/dev/null || true; unset "PID_OF[scale]"
+  SNAP_FILES="$(ls -la "$WORK/scale" | tail -n +2 | awk '{print $5, $9}' | tr '\n' ';')"
+  log "restart from snapshot + journal ($SNAP_FILES)"
+  t0=$(date +%s%N)
+  start_daemon scale2 "$WORK/scale" --fsync everysec --log-level info
+  t1=$(date +%s%N)
+  RSS_RESTART=$(awk '/VmRSS/ {print $2 * 1024}' "/proc/${PID_OF[scale2]}/status")
+  RECOVERED_MS="$(grep recovered "$WORK/scale2.out.err" | sed -n 's/.* ms=\([0-9]*\).*/\1/p' | head -1)"
+  record 1 "{\"bench\": \"restart\", \"restart_ms\": $(( (t1 - t0) / 1000000 )), \"rss_bytes\": $RSS_RESTART, \"recovered_ms\": \"${RECOVERED_MS}\", \"files\": \"$SNAP_FILES\"}"
+  stop_named scale2 120
+fi
+
+stop_named redis 30
+ELAPSED=$((SECONDS - T0))
+
+# --- the table ------------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+MACHINE="$(printf 'nproc=%s; cpu=%s; mem=%s; kernel=%s; swift=%s; libzmq=%s; redis=%s; date=%s; runtime=%ss; quick=%s; rounds=%s' \
+  "$(nproc)" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
+  "$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" "$(uname -sr)" \
+  "$(swift --version 2>/dev/null | head -1 | sed 's/.*Swift version \([^ ]*\).*/\1/')" \
+  "$(pkg-config --modversion libzmq)" "$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')" \
+  "$STARTED_AT" "$ELAPSED" "$QUICK" "$ROUNDS")"
+OUT="$RESULTS_DIR/latest.md"
+[[ "$QUICK" == 1 ]] && OUT="$RESULTS_DIR/latest-quick.md"
+python3 "$ROOT/bench/report.py" "$RESULTS" "$MACHINE" > "$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+cp "$RESULTS" "${OUT%.md}.jsonl"
+cat "$OUT"
+log "written to ${OUT#$ROOT/} (raw figures: ${OUT#$ROOT/} → ${OUT%.md}.jsonl)"
