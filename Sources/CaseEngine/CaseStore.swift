@@ -89,11 +89,13 @@ public struct CaseStore: Sendable {
         return outcome
     }
 
-    /// Fires every live deadline due at or before `now`, in due order, each exactly as if
-    /// SYSTEM had sent `fireDeadline`. A deadline due at T fires for `now >= T`, never earlier.
-    public mutating func fireDueDeadlines(now: Millis) -> [Outcome] {
+    /// Fires the live deadlines due at or before `now`, in due order, each exactly as if
+    /// SYSTEM had sent `fireDeadline`; at most `limit` of them, so a caller serving other
+    /// work can interleave it with a large backlog. A deadline due at T fires for
+    /// `now >= T`, never earlier.
+    public mutating func fireDueDeadlines(now: Millis, limit: Int = .max) -> [Outcome] {
         var outcomes: [Outcome] = []
-        while let top = deadlines.earliest, top.dueAt <= now {
+        while outcomes.count < limit, let top = deadlines.earliest, top.dueAt <= now {
             _ = deadlines.popEarliest()
             guard isLive(top) else { continue }
             let request = Request(caseID: top.caseID, actor: .system, actorID: "", command: .fireDeadline(top.kind))

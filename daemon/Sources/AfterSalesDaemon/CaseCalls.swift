@@ -6,10 +6,11 @@ import CaseEngine
 import Foundation
 import SwiftProtobuf
 
-/// A decoded mutating call, ready for the engine, with how to shape its answer.
+/// A decoded mutating call, ready for the engine. Every mutating response carries the
+/// case as field 1; those that run the judgement also carry it as field 2.
 struct MutationCall {
     var request: CaseEngine.Request
-    var respond: (Outcome) -> any SwiftProtobuf.Message
+    var reportsJudgement = false
 }
 
 enum CaseCalls {
@@ -45,24 +46,14 @@ enum CaseCalls {
                 category: r.category, type: EnumMapping.engine(r.type), delivery: EnumMapping.engine(r.delivery),
                 paidAmount: r.paidAmount, refundAmount: r.refundAmount, reason: r.reason,
                 signals: try signals(r.signals))
-            return MutationCall(request: .init(caseID: nil, actor: .consumer, actorID: r.consumerID, expectedVersion: nil, command: .create(new))) { outcome in
-                Aftersales_V1_CreateCaseResponse.with {
-                    $0.case = .init(outcome.case)
-                    if let j = outcome.judgement { $0.judgement = .init(j) }
-                }
-            }
+            return MutationCall(request: .init(caseID: nil, actor: .consumer, actorID: r.consumerID, expectedVersion: nil, command: .create(new)), reportsJudgement: true)
         case .addEvidence:
             let r = try decode(Aftersales_V1_AddEvidenceRequest.self, payload)
             try requireCaseID(r.caseID)
             guard r.hasEvidence else { throw RPCError(.invalidArgument, "evidence: required") }
             let evidence = NewEvidence(kind: EnumMapping.engine(r.evidence.kind), tags: try tags(r.evidence.tags, field: "evidence.tags"),
                                        description: r.evidence.description_p, uri: r.evidence.uri)
-            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion), command: .addEvidence(evidence))) { outcome in
-                Aftersales_V1_AddEvidenceResponse.with {
-                    $0.case = .init(outcome.case)
-                    if let j = outcome.judgement { $0.judgement = .init(j) }
-                }
-            }
+            return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion), command: .addEvidence(evidence)), reportsJudgement: true)
         case .updateLogistics:
             let r = try decode(Aftersales_V1_UpdateLogisticsRequest.self, payload)
             try requireCaseID(r.caseID)
@@ -77,56 +68,39 @@ enum CaseCalls {
                 return anomaly
             }
             return MutationCall(request: .init(caseID: r.caseID, actor: .platform, actorID: "logistics", expectedVersion: version(r.expectedVersion),
-                                               command: .updateLogistics(delivery: delivery, anomalies: anomalies))) { outcome in
-                Aftersales_V1_UpdateLogisticsResponse.with {
-                    $0.case = .init(outcome.case)
-                    if let j = outcome.judgement { $0.judgement = .init(j) }
-                }
-            }
+                                               command: .updateLogistics(delivery: delivery, anomalies: anomalies)), reportsJudgement: true)
         case .respondToProposal:
             let r = try decode(Aftersales_V1_RespondToProposalRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
-                                               command: .respondToProposal(try decision(r.decision)))) { outcome in
-                Aftersales_V1_RespondToProposalResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .respondToProposal(try decision(r.decision))))
         case .merchantAgree:
             let r = try decode(Aftersales_V1_MerchantAgreeRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
-                                               command: .merchantAgree(note: r.note))) { outcome in
-                Aftersales_V1_MerchantAgreeResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .merchantAgree(note: r.note)))
         case .merchantReject:
             let r = try decode(Aftersales_V1_MerchantRejectRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
-                                               command: .merchantReject(reason: r.reason))) { outcome in
-                Aftersales_V1_MerchantRejectResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .merchantReject(reason: r.reason)))
         case .merchantOffer:
             let r = try decode(Aftersales_V1_MerchantOfferRequest.self, payload)
             try requireCaseID(r.caseID)
             let terms = OfferTerms(type: EnumMapping.engine(r.type), refundAmount: r.refundAmount,
                                    returnShippingPayer: EnumMapping.engine(r.returnShippingPayer), note: r.note)
             return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
-                                               command: .merchantOffer(terms))) { outcome in
-                Aftersales_V1_MerchantOfferResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .merchantOffer(terms)))
         case .respondToOffer:
             let r = try decode(Aftersales_V1_RespondToOfferRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
-                                               command: .respondToOffer(try decision(r.decision)))) { outcome in
-                Aftersales_V1_RespondToOfferResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .respondToOffer(try decision(r.decision))))
         case .escalate:
             let r = try decode(Aftersales_V1_EscalateRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
-                                               command: .escalate(note: r.note))) { outcome in
-                Aftersales_V1_EscalateResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .escalate(note: r.note)))
         case .platformResolve:
             let r = try decode(Aftersales_V1_PlatformResolveRequest.self, payload)
             try requireCaseID(r.caseID)
@@ -134,30 +108,22 @@ enum CaseCalls {
                 throw RPCError(.invalidArgument, "ruling: must be RULING_REFUND, RULING_RETURN_AND_REFUND or RULING_CLOSE_FOR_MERCHANT")
             }
             return MutationCall(request: .init(caseID: r.caseID, actor: .platform, actorID: r.operatorID, expectedVersion: version(r.expectedVersion),
-                                               command: .platformResolve(ruling, note: r.note))) { outcome in
-                Aftersales_V1_PlatformResolveResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .platformResolve(ruling, note: r.note)))
         case .submitReturnShipment:
             let r = try decode(Aftersales_V1_SubmitReturnShipmentRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
-                                               command: .submitReturnShipment(carrier: r.carrier, trackingNumber: r.trackingNumber))) { outcome in
-                Aftersales_V1_SubmitReturnShipmentResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .submitReturnShipment(carrier: r.carrier, trackingNumber: r.trackingNumber)))
         case .confirmReturnReceived:
             let r = try decode(Aftersales_V1_ConfirmReturnReceivedRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),
-                                               command: .confirmReturnReceived)) { outcome in
-                Aftersales_V1_ConfirmReturnReceivedResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .confirmReturnReceived))
         case .cancelCase:
             let r = try decode(Aftersales_V1_CancelCaseRequest.self, payload)
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
-                                               command: .cancel(note: r.note))) { outcome in
-                Aftersales_V1_CancelCaseResponse.with { $0.case = .init(outcome.case) }
-            }
+                                               command: .cancel(note: r.note)))
         case .getCase, .listCases, .evaluateIntervention, .ping, .getStats, .takeSnapshot, .replayEvents:
             preconditionFailure("\(method.fullName) is not a mutation")
         }

@@ -235,12 +235,8 @@ public final class Daemon: @unchecked Sendable {
         } catch {
             throw RPCError(error)
         }
-        let payload: [UInt8]
-        do {
-            payload = try call.respond(outcome).serializedBytes()
-        } catch {
-            throw RPCError(.internal, "could not encode the answer: \(error)")
-        }
+        let encoded = EncodedCase(outcome.case)
+        let payload = WireAssembly.mutationResponse(encoded, judgement: call.reportsJudgement ? outcome.judgement : nil)
         var answer: Aftersales_Storage_V1_IdempotentAnswer?
         if !key.isEmpty {
             let remembered = Aftersales_Storage_V1_IdempotentAnswer.with {
@@ -253,23 +249,21 @@ public final class Daemon: @unchecked Sendable {
             idempotency.remember(remembered)
             answer = remembered
         }
-        record(outcome, now: now, answer: answer, batch: &batch)
+        record(outcome, encoded, now: now, answer: answer, batch: &batch)
         return .success(payload)
     }
 
     /// Journals one change and queues its announcements for after the commit.
-    private func record(_ outcome: Outcome, now: Millis, answer: Aftersales_Storage_V1_IdempotentAnswer?, batch: inout Batch) {
-        // Serializing our own freshly built messages cannot fail.
-        let caseBytes: [UInt8] = try! Aftersales_V1_Case(outcome.case, includeHistory: false).serializedBytes()
-        let events = announcements.announce(outcome, at: now, caseBytes: caseBytes)
+    private func record(_ outcome: Outcome, _ encoded: EncodedCase, now: Millis,
+                        answer: Aftersales_Storage_V1_IdempotentAnswer?, batch: inout Batch) {
+        let events = announcements.announce(outcome, at: now, caseBytes: encoded.summary)
         var entry = Aftersales_Storage_V1_JournalEntry()
         entry.timeMs = now
-        entry.case = Aftersales_V1_Case(outcome.case)
         entry.events = events.journal
         entry.nextCaseNumber = store.nextCaseNumber
         if let answer { entry.answer = answer }
         do {
-            try journal.append(try entry.serializedBytes())
+            try journal.append(WireAssembly.journalEntry(entry, case: encoded))
         } catch {
             // Only a record over the journal's 64 MiB cap can fail here; the call's own
             // size limit keeps cases far below it, so this is a bug worth stopping for.
@@ -286,11 +280,11 @@ public final class Daemon: @unchecked Sendable {
         guard let due = store.nextDeadline else { return }
         let now = clock.now()
         guard due <= now else { return }
-        for var outcome in store.fireDueDeadlines(now: now) {
+        for var outcome in store.fireDueDeadlines(now: now, limit: config.maxDeadlinesPerTurn) {
             if missedWhileDown {
                 for i in outcome.announcements.indices { outcome.announcements[i].late = true }
             }
-            record(outcome, now: now, answer: nil, batch: &batch)
+            record(outcome, EncodedCase(outcome.case), now: now, answer: nil, batch: &batch)
         }
     }
 
@@ -370,23 +364,20 @@ struct Batch {
     var changed = false
 
     mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallResult) {
-        let envelope: ResponseEnvelope
+        let body: [UInt8]
+        let failed: Bool
         switch result {
         case .success(let payload):
-            envelope = .ok(requestID: requestID, payload: payload)
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: "", payload: payload)
+            failed = false
         case .failure(let error):
-            envelope = .failure(requestID: requestID, error)
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: error.code, message: error.message, payload: [UInt8]())
+            failed = true
         case .remembered(let answer):
-            var remembered = ResponseEnvelope()
-            remembered.requestID = requestID
-            remembered.code = answer.code
-            remembered.message = answer.message
-            remembered.payload = answer.payload
-            envelope = remembered
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: answer.code, message: answer.message, payload: answer.payload)
+            failed = answer.code != .ok
         }
-        // Serializing our own freshly built message cannot fail.
-        replies.append(Reply(routing: routing, body: try! envelope.serializedBytes(), method: method,
-                             failed: envelope.code != .ok, started: started))
+        replies.append(Reply(routing: routing, body: body, method: method, failed: failed, started: started))
     }
 
     /// Replaces every answer with `error` (the batch could not be made durable).

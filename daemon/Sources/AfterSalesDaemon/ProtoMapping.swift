@@ -55,17 +55,7 @@ extension Aftersales_V1_Case {
         updatedAtMs = c.updatedAt
         version = c.version
         if includeHistory {
-            history = c.history.map { h in
-                .with {
-                    $0.atMs = h.at
-                    $0.actor = EnumMapping.proto(h.actor)
-                    $0.actorID = h.actorID
-                    $0.action = h.action
-                    $0.fromStatus = EnumMapping.proto(h.fromStatus)
-                    $0.toStatus = EnumMapping.proto(h.toStatus)
-                    $0.note = h.note
-                }
-            }
+            history = c.history.map(Aftersales_V1_HistoryEntry.init)
         }
     }
 }

@@ -13,7 +13,7 @@ extension Daemon {
             let r = try CaseCalls.decode(Aftersales_V1_GetCaseRequest.self, payload)
             try CaseCalls.requireCaseID(r.caseID)
             guard let found = store[r.caseID] else { throw RPCError(.notFound, "no case \(r.caseID)") }
-            response = Aftersales_V1_GetCaseResponse.with { $0.case = .init(found) }
+            return WireAssembly.getCaseResponse(EncodedCase(found))
         case .listCases:
             response = try listCases(try CaseCalls.decode(Aftersales_V1_ListCasesRequest.self, payload))
         case .evaluateIntervention:

@@ -1,0 +1,85 @@
+// Encode once, splice everywhere. A change to a case is encoded once; the reply, the
+// journal entry and the announcements are assembled from those bytes. This works because
+// protobuf's wire format is a sequence of fields, in any order: a message field is its
+// tag, its length and the nested message's bytes, and a repeated field may be written one
+// element at a time. `WireEncodingTests` checks every assembly below against what
+// SwiftProtobuf decodes.
+import AfterSalesProto
+import CaseEngine
+
+/// One case, encoded.
+struct EncodedCase {
+    /// The case without its history: what announcements and list pages carry.
+    let summary: [UInt8]
+    /// The case with its history (field 25 appended entry by entry).
+    let full: [UInt8]
+
+    init(_ c: Case) {
+        // Serializing our own freshly built messages cannot fail.
+        summary = try! Aftersales_V1_Case(c, includeHistory: false).serializedBytes()
+        var full = summary
+        full.reserveCapacity(summary.count + c.history.count * 64)
+        for entry in c.history {
+            ProtoWire.appendField(25, try! Aftersales_V1_HistoryEntry(entry).serializedBytes(), to: &full)
+        }
+        self.full = full
+    }
+}
+
+extension Aftersales_V1_HistoryEntry {
+    init(_ h: HistoryEntry) {
+        self.init()
+        atMs = h.at
+        actor = EnumMapping.proto(h.actor)
+        actorID = h.actorID
+        action = h.action
+        fromStatus = EnumMapping.proto(h.fromStatus)
+        toStatus = EnumMapping.proto(h.toStatus)
+        note = h.note
+    }
+}
+
+enum WireAssembly {
+    /// The answer to every mutating CaseService call: field 1 `case`, and for the calls
+    /// that run the judgement, field 2 `judgement`.
+    static func mutationResponse(_ encoded: EncodedCase, judgement: Judgement?) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(encoded.full.count + 64)
+        ProtoWire.appendField(1, encoded.full, to: &bytes)
+        if let judgement {
+            ProtoWire.appendField(2, try! Aftersales_V1_Judgement(judgement).serializedBytes(), to: &bytes)
+        }
+        return bytes
+    }
+
+    /// GetCaseResponse: field 1 `case`.
+    static func getCaseResponse(_ encoded: EncodedCase) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(encoded.full.count + 6)
+        ProtoWire.appendField(1, encoded.full, to: &bytes)
+        return bytes
+    }
+
+    /// A journal entry: everything but the case through SwiftProtobuf, then field 2 `case`.
+    static func journalEntry(_ entry: Aftersales_Storage_V1_JournalEntry, case encoded: EncodedCase) -> [UInt8] {
+        var bytes: [UInt8] = try! entry.serializedBytes()
+        bytes.reserveCapacity(bytes.count + encoded.full.count + 6)
+        ProtoWire.appendField(2, encoded.full, to: &bytes)
+        return bytes
+    }
+
+    /// A ResponseEnvelope: request_id (1), code (2), message (3), payload (4).
+    static func responseEnvelope(requestID: UInt64, code: Aftersales_V1_StatusCode, message: String, payload: some Collection<UInt8>) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(payload.count + message.utf8.count + 24)
+        ProtoWire.appendVarintField(1, requestID, to: &bytes)
+        ProtoWire.appendVarintField(2, UInt64(code.rawValue), to: &bytes)
+        if !message.isEmpty { ProtoWire.appendField(3, Array(message.utf8), to: &bytes) }
+        if !payload.isEmpty {
+            ProtoWire.appendVarint(4 << 3 | 2, to: &bytes)
+            ProtoWire.appendVarint(UInt64(payload.count), to: &bytes)
+            bytes.append(contentsOf: payload)
+        }
+        return bytes
+    }
+}
