@@ -27,6 +27,51 @@ import Testing
         #expect(c.history.count == 2)
     }
 
+    /// Cases that between them set every field of the proto's Case.
+    func casesAlongEveryPath() throws -> [Case] {
+        var store = CaseStore()
+        var now: Millis = 1_700_000_000_000
+        func create(_ order: String, signals: Signals = Signals(), refund: Int64 = 900) throws -> String {
+            now += 1
+            return try store.apply(.init(caseID: nil, actor: .consumer, actorID: "C1", expectedVersion: nil, command: .create(NewCase(
+                orderID: order, orderLineID: "L-\(order)", consumerID: "C1", merchantID: "M1", category: "家居", type: .refundOnly,
+                delivery: .signed, paidAmount: 900, refundAmount: refund, reason: String(repeating: "长文本", count: 60), signals: signals))),
+                now: now).case.caseID
+        }
+        func step(_ id: String, _ actor: Party, _ actorID: String, _ command: Command) throws {
+            now += 1_000
+            _ = try store.apply(.init(caseID: id, actor: actor, actorID: actorID, expectedVersion: nil, command: command), now: now)
+        }
+        let rich = Signals(logisticsAnomalies: [.damagedInTransit, .lateDelivery],
+                           evidence: [Evidence(kind: .photo, tags: [.defect, .missingPart], description: "d", uri: "s3://x", addedAt: 3)],
+                           merchantViolations90d: 4, merchantComplaintRateBasisPoints: 350, consumerRefundOnlyCount30d: 9)
+        let returned = try create("R", signals: rich)
+        try step(returned, .consumer, "C1", .respondToProposal(.accept))
+        try step(returned, .consumer, "C1", .submitReturnShipment(carrier: "SF", trackingNumber: "SF123"))
+        try step(returned, .merchant, "M1", .confirmReturnReceived)
+        let offered = try create("O", refund: 500)
+        try step(offered, .merchant, "M1", .merchantOffer(OfferTerms(type: .returnAndRefund, refundAmount: 800, returnShippingPayer: .consumer, note: "n")))
+        let rejected = try create("X")
+        try step(rejected, .merchant, "M1", .merchantReject(reason: "used"))
+        try step(rejected, .consumer, "C1", .cancel(note: "never mind"))
+        let pending = try create("P", signals: rich)
+        return [returned, offered, rejected, pending].map { store[$0]! }
+    }
+
+    @Test func directEncodingMatchesTheGeneratedMessagesOnEveryPath() throws {
+        let cases = try casesAlongEveryPath()
+        #expect(cases.contains { $0.returnShipment != nil && $0.refundReason != nil && $0.proposal?.decidedAt != nil })
+        #expect(cases.contains { $0.merchantOffer != nil })
+        #expect(cases.contains { $0.closeReason != nil })
+        #expect(cases.contains { $0.pausedReviewRemaining != nil })
+        for c in cases {
+            let encoded = EncodedCase(c)
+            #expect(try Aftersales_V1_Case(serializedBytes: encoded.full) == Aftersales_V1_Case(c), "case \(c.caseID)")
+            #expect(try Aftersales_V1_Case(serializedBytes: encoded.summary) == Aftersales_V1_Case(c, includeHistory: false))
+            #expect(try Case(stored: Aftersales_V1_Case(serializedBytes: encoded.full)) == c)
+        }
+    }
+
     @Test func everyMutationResponseCarriesTheCaseAsFieldOne() throws {
         let (c, judgement) = try sampleCase()
         let encoded = EncodedCase(c)

@@ -23,9 +23,9 @@ public struct DaemonConfig: Sendable {
     public var idempotencyCapacity = 100_000
     /// Most calls taken from the socket before the batch is committed and answered.
     public var maxBatch = 128
-    /// Most deadlines fired in one turn of the loop: a burst of expiries is worked off
-    /// between batches of calls instead of stalling them.
-    public var maxDeadlinesPerTurn = 128
+    /// CPU time one turn of the loop may spend firing deadlines (µs): a burst of expiries
+    /// is worked off between batches of calls instead of stalling them.
+    public var deadlineBudgetMicroseconds: UInt64 = 1_000
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
 

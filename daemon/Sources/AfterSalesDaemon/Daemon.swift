@@ -273,18 +273,23 @@ public final class Daemon: @unchecked Sendable {
         batch.changed = true
     }
 
-    /// Deadlines that came due fire as SYSTEM commands, in due order. At start-up every
-    /// one of them was missed while the daemon was down, and says so (`late`); later the
-    /// engine marks late only those fired past its tolerance.
+    /// Deadlines that came due fire as SYSTEM commands, in due order. A backlog (a burst
+    /// of expiries due together) is worked off a slice per turn, so calls keep being
+    /// answered between slices; the poll timeout is zero while any is still due. At
+    /// start-up every due deadline was missed while the daemon was down: all fire at
+    /// once, before any call, and say so (`late`); later the engine marks late only those
+    /// fired past its tolerance.
     private func fireDueDeadlines(into batch: inout Batch, missedWhileDown: Bool = false) {
-        guard let due = store.nextDeadline else { return }
-        let now = clock.now()
-        guard due <= now else { return }
-        for var outcome in store.fireDueDeadlines(now: now, limit: config.maxDeadlinesPerTurn) {
-            if missedWhileDown {
-                for i in outcome.announcements.indices { outcome.announcements[i].late = true }
+        let started = monotonicNanoseconds()
+        let budget = missedWhileDown ? UInt64.max : config.deadlineBudgetMicroseconds * 1_000
+        while let due = store.nextDeadline, due <= clock.now(), monotonicNanoseconds() - started < budget {
+            let now = clock.now()
+            for var outcome in store.fireDueDeadlines(now: now, limit: 16) {
+                if missedWhileDown {
+                    for i in outcome.announcements.indices { outcome.announcements[i].late = true }
+                }
+                record(outcome, EncodedCase(outcome.case), now: now, answer: nil, batch: &batch)
             }
-            record(outcome, EncodedCase(outcome.case), now: now, answer: nil, batch: &batch)
         }
     }
 

@@ -51,8 +51,11 @@ struct SnapshotJob: Sendable {
         }
         // Serializing our own freshly built messages cannot fail.
         let records = [try! header.serializedBytes() as [UInt8]].lazy
+        // SnapshotItem's field 1 is the case: splice the directly encoded bytes.
         let caseRecords = cases.values.lazy.map { stored -> [UInt8] in
-            try! Aftersales_Storage_V1_SnapshotItem.with { $0.case = Aftersales_V1_Case(stored) }.serializedBytes()
+            var item: [UInt8] = []
+            ProtoWire.appendField(1, EncodedCase(stored).full, to: &item)
+            return item
         }
         let answerRecords = answers.lazy.map { answer -> [UInt8] in
             try! Aftersales_Storage_V1_SnapshotItem.with { $0.answer = answer }.serializedBytes()

@@ -15,14 +15,11 @@ struct EncodedCase {
     let full: [UInt8]
 
     init(_ c: Case) {
-        // Serializing our own freshly built messages cannot fail.
-        summary = try! Aftersales_V1_Case(c, includeHistory: false).serializedBytes()
-        var full = summary
-        full.reserveCapacity(summary.count + c.history.count * 64)
-        for entry in c.history {
-            ProtoWire.appendField(25, try! Aftersales_V1_HistoryEntry(entry).serializedBytes(), to: &full)
-        }
-        self.full = full
+        var encoder = CaseWireEncoder()
+        encoder.encodeSummary(c)
+        summary = encoder.bytes
+        encoder.encodeHistory(c.history)
+        full = encoder.bytes
     }
 }
 
