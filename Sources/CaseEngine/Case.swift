@@ -3,24 +3,84 @@
 
 /// One piece of consumer evidence (举证).
 public struct Evidence: Sendable, Hashable {
-    /// The medium.
-    public var kind: EvidenceKind
-    /// What it shows; evidence without tags is kept but not scored.
-    public var tags: [IssueTag]
     /// The consumer's description.
     public var description: String
     /// Where the media is stored, opaque to the engine.
     public var uri: String
     /// When it was added.
     public var addedAt: Millis
+    /// The tags, packed so the usual one or two need no array of their own.
+    private var packedTags: PackedTags
+    /// The medium.
+    public var kind: EvidenceKind
+
+    /// What it shows; evidence without tags is kept but not scored.
+    public var tags: [IssueTag] {
+        get { packedTags.tags }
+        set { packedTags = PackedTags(newValue) }
+    }
+
+    /// Whether it shows `tag` (without building the tag array).
+    func hasTag(_ tag: IssueTag) -> Bool { packedTags.contains(tag) }
 
     /// Creates a piece of evidence.
     public init(kind: EvidenceKind, tags: [IssueTag], description: String = "", uri: String = "", addedAt: Millis) {
         self.kind = kind
-        self.tags = tags
+        self.packedTags = PackedTags(tags)
         self.description = description
         self.uri = uri
         self.addedAt = addedAt
+    }
+}
+
+/// A tag list in order, duplicates kept: up to 16 tags as 4-bit codes in one integer
+/// (code = position in `IssueTag.allCases` + 1, 0 ends the list); longer lists, which
+/// the default limit of 8 tags never produces, spill into an array. Either way one
+/// list has one representation, so synthesized equality is value equality.
+enum PackedTags: Sendable, Hashable {
+    case packed(UInt64)
+    case spilled([IssueTag])
+
+    private static let capacity = 16
+
+    init(_ tags: [IssueTag]) {
+        guard tags.count <= Self.capacity else {
+            self = .spilled(tags)
+            return
+        }
+        var bits: UInt64 = 0
+        for (position, tag) in tags.enumerated() {
+            bits |= UInt64(IssueTag.allCases.firstIndex(of: tag)! + 1) << (4 * position)
+        }
+        self = .packed(bits)
+    }
+
+    var tags: [IssueTag] {
+        switch self {
+        case .spilled(let tags):
+            return tags
+        case .packed(var bits):
+            var tags: [IssueTag] = []
+            while bits != 0 {
+                tags.append(IssueTag.allCases[Int(bits & 0xF) - 1])
+                bits >>= 4
+            }
+            return tags
+        }
+    }
+
+    func contains(_ tag: IssueTag) -> Bool {
+        switch self {
+        case .spilled(let tags):
+            return tags.contains(tag)
+        case .packed(var bits):
+            let code = UInt64(IssueTag.allCases.firstIndex(of: tag)! + 1)
+            while bits != 0 {
+                if bits & 0xF == code { return true }
+                bits >>= 4
+            }
+            return false
+        }
     }
 }
 
@@ -86,20 +146,30 @@ public struct Signals: Sendable, Hashable {
 
 /// The platform's proposal (平台协商方案): convert to return-and-refund, merchant pays.
 public struct Proposal: Sendable, Hashable {
+    // Widest fields first, one-byte fields last (declaration order is layout order);
+    // `decidedAt` is split into a value and a flag so the flag packs with the enums.
+
     /// When it was issued.
     public var issuedAt: Millis
     /// `issuedAt` + the proposal validity; it expires exactly then.
     public var expiresAt: Millis
-    /// Where it is in its life.
-    public var state: ProposalState
-    /// Which problem the judgement found.
-    public var issueKind: IssueKind
+    /// `decidedAt`'s value; 0 while it is nil, so equal proposals store equal bytes.
+    private var decidedAtIfAny: Millis = 0
     /// The judgement's reason codes.
     public var reasons: [String]
     /// The judgement's score.
     public var score: Int32
+    /// Where it is in its life.
+    public var state: ProposalState
+    /// Which problem the judgement found.
+    public var issueKind: IssueKind
+    private var isDecided = false
+
     /// When it left PENDING; nil while pending.
-    public var decidedAt: Millis?
+    public var decidedAt: Millis? {
+        get { isDecided ? decidedAtIfAny : nil }
+        set { (decidedAtIfAny, isDecided) = (newValue ?? 0, newValue != nil) }
+    }
 
     /// Creates a proposal.
     public init(issuedAt: Millis, expiresAt: Millis, state: ProposalState, issueKind: IssueKind, reasons: [String], score: Int32, decidedAt: Millis? = nil) {
@@ -175,85 +245,325 @@ public struct ReturnShipment: Sendable, Hashable {
 
 /// One step in a case's history (协商记录). Append-only.
 public struct HistoryEntry: Sendable, Hashable {
+    // Every case keeps its history, so an entry is packed into 48 bytes: the action, a
+    // small fixed vocabulary, is a one-byte code instead of a 16-byte String. An action
+    // outside the vocabulary (a record written by a newer build) is kept as text in
+    // front of the note. Fields are declared widest first (declaration order is layout
+    // order). Each action and note has exactly one packed form, so the synthesized
+    // equality and hashing compare values.
+
     /// When it happened.
     public var at: Millis
-    /// Who took the step.
-    public var actor: Party
     /// The consumer, merchant or operator id; "intervention-policy" for the judgement; empty for SYSTEM.
     public var actorID: String
-    /// What happened, e.g. "create", "proposal.issue", "merchant.reject".
-    public var action: String
+    /// The note, preceded by the action's text when `actionCode` is `customActionCode`.
+    private var customActionAndNote: String
+    /// UTF-8 length of the action text in front of the note (custom actions only).
+    private var customActionUTF8Count: UInt32
+    /// Who took the step.
+    public var actor: Party
     /// The status before; nil for the creation entry.
     public var fromStatus: CaseStatus?
     /// The status after.
     public var toStatus: CaseStatus
+    /// Index into `knownActions`, or `customActionCode`.
+    private var actionCode: UInt8
+
+    /// What happened, e.g. "create", "proposal.issue", "merchant.reject".
+    public var action: String {
+        get {
+            guard actionCode == Self.customActionCode else { return Self.knownActions[Int(actionCode)] }
+            return String(decoding: customActionAndNote.utf8.prefix(Int(customActionUTF8Count)), as: UTF8.self)
+        }
+        set { pack(action: newValue, note: note) }
+    }
+
     /// Free text: the party's note or the engine's explanation.
-    public var note: String
+    public var note: String {
+        get {
+            guard actionCode == Self.customActionCode else { return customActionAndNote }
+            return String(decoding: customActionAndNote.utf8.dropFirst(Int(customActionUTF8Count)), as: UTF8.self)
+        }
+        set { pack(action: action, note: newValue) }
+    }
 
     /// Creates a history entry.
     public init(at: Millis, actor: Party, actorID: String, action: String, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
         self.at = at
         self.actor = actor
         self.actorID = actorID
-        self.action = action
         self.fromStatus = fromStatus
         self.toStatus = toStatus
-        self.note = note
+        customActionAndNote = ""
+        customActionUTF8Count = 0
+        actionCode = 0
+        pack(action: action, note: note)
     }
+
+    private mutating func pack(action: String, note: String) {
+        if let code = Self.codeByAction[action] {
+            (actionCode, customActionUTF8Count, customActionAndNote) = (code, 0, note)
+        } else {
+            (actionCode, customActionUTF8Count, customActionAndNote) =
+                (Self.customActionCode, UInt32(action.utf8.count), action + note)
+        }
+    }
+
+    /// Every action the reducer records (Reducer/CaseMachine.swift).
+    private static let knownActions = [
+        "create", "evidence.add", "logistics.update", "proposal.issue", "proposal.accept", "proposal.reject",
+        "proposal.expire", "merchant.agree", "merchant.reject", "merchant.offer", "offer.accept", "offer.reject",
+        "offer.lapse", "escalate", "platform.resolve", "return.ship", "return.receive", "cancel",
+        "deadline.merchant_review", "deadline.escalation", "deadline.return_shipment", "deadline.merchant_receipt",
+    ]
+    private static let codeByAction = Dictionary(uniqueKeysWithValues: knownActions.enumerated().map { ($1, UInt8($0)) })
+    private static let customActionCode = UInt8.max
 }
 
 /// An after-sales case (售后单) on one order line (SPEC §2).
 public struct Case: Sendable, Hashable {
+    // Memory layout matters here: a million cases live in the store's hash trie. The
+    // fields sit in one heap box behind a single pointer, so a trie entry is 24 bytes
+    // (id + pointer) rather than the whole case, the trie's slack space stays small, and
+    // copying a node while a snapshot shares it moves pointers, not cases. The box is
+    // copied on write only when shared (copy-on-write), so `Case` keeps value semantics.
+    // Inside, fields are declared widest first (Swift lays them out in declaration
+    // order, so the one-byte enums pack together) and the parts most cases never get (a
+    // merchant offer, a return shipment) live in a further box.
+
+    private var storage: Storage
+
+    private final class Storage: @unchecked Sendable {
+        // Mutated only through `Case.fields`, which first makes the box unique.
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private struct Fields: Sendable, Hashable {
+        var caseID: String
+        var orderID: String
+        var orderLineID: String
+        var consumerID: String
+        var merchantID: String
+        var category: String
+        var reason: String
+        var paidAmount: Int64
+        var refundAmount: Int64
+        var createdAt: Millis
+        var updatedAt: Millis
+        var version: UInt64
+        var history: [HistoryEntry]
+        var rareParts: OutOfLine<RareParts>?
+        // Optionals of 8-byte values are split into the value (0 when absent, so equal
+        // cases store equal bytes) and a one-byte part at the end with the enums: that
+        // keeps the box within 264 bytes, a 288-byte malloc chunk instead of 320.
+        var deadlineDueAt: Millis
+        var pausedReviewRemainingIfAny: Millis
+        var proposal: Proposal?
+        var signals: Signals
+        var deadlineKind: DeadlineKind?
+        var isReviewPaused: Bool
+        var type: CaseType
+        var delivery: DeliveryState
+        var returnShippingPayer: ShippingPayer?
+        var status: CaseStatus
+        var closeReason: CloseReason?
+        var refundReason: RefundReason?
+
+        mutating func setDeadline(_ deadline: Deadline?) {
+            (deadlineDueAt, deadlineKind) = (deadline?.dueAt ?? 0, deadline?.kind)
+        }
+
+        mutating func setPausedReviewRemaining(_ remaining: Millis?) {
+            (pausedReviewRemainingIfAny, isReviewPaused) = (remaining ?? 0, remaining != nil)
+        }
+    }
+
+    /// The parts of a case that most cases never get, stored out of line.
+    private struct RareParts: Sendable, Hashable {
+        var merchantOffer: MerchantOffer?
+        var returnShipment: ReturnShipment?
+
+        /// nil when there is nothing to store, so that equal cases have equal storage.
+        var orNilIfEmpty: OutOfLine<RareParts>? {
+            merchantOffer == nil && returnShipment == nil ? nil : OutOfLine(self)
+        }
+    }
+
+    /// The fields for writing: copies the box first if another `Case` shares it.
+    private var fields: Fields {
+        get { storage.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
+        }
+    }
+
     /// Assigned by the store ("AS" + 10 digits), unique and stable.
-    public var caseID: String
+    public var caseID: String {
+        get { storage.fields.caseID }
+        _modify { yield &fields.caseID }
+    }
+
     /// The order.
-    public var orderID: String
+    public var orderID: String {
+        get { storage.fields.orderID }
+        _modify { yield &fields.orderID }
+    }
+
     /// The line within the order; may be empty for single-line orders.
-    public var orderLineID: String
+    public var orderLineID: String {
+        get { storage.fields.orderLineID }
+        _modify { yield &fields.orderLineID }
+    }
+
     /// The buyer.
-    public var consumerID: String
+    public var consumerID: String {
+        get { storage.fields.consumerID }
+        _modify { yield &fields.consumerID }
+    }
+
     /// The seller.
-    public var merchantID: String
+    public var merchantID: String {
+        get { storage.fields.merchantID }
+        _modify { yield &fields.merchantID }
+    }
+
     /// Category code, e.g. "apparel".
-    public var category: String
+    public var category: String {
+        get { storage.fields.category }
+        _modify { yield &fields.category }
+    }
+
     /// The consumer's stated reason.
-    public var reason: String
-    /// What the consumer asks for (changes when a proposal or offer is accepted).
-    public var type: CaseType
-    /// Where the goods are.
-    public var delivery: DeliveryState
+    public var reason: String {
+        get { storage.fields.reason }
+        _modify { yield &fields.reason }
+    }
+
     /// What the consumer paid, > 0, minor units.
-    public var paidAmount: Int64
+    public var paidAmount: Int64 {
+        get { storage.fields.paidAmount }
+        _modify { yield &fields.paidAmount }
+    }
+
     /// What the consumer gets back, 0 < refundAmount <= paidAmount, minor units.
-    public var refundAmount: Int64
-    /// Who pays the return shipping; nil until a return is agreed.
-    public var returnShippingPayer: ShippingPayer?
-    /// The current step.
-    public var status: CaseStatus
-    /// What the judgement looks at.
-    public var signals: Signals
-    /// The platform's proposal, if one was ever issued (one per case).
-    public var proposal: Proposal?
-    /// The latest merchant offer, if any.
-    public var merchantOffer: MerchantOffer?
-    /// The current step's deadline; nil in PLATFORM_ARBITRATION and terminal statuses.
-    public var deadline: Deadline?
-    /// While a proposal is pending: what the paused merchant review clock had left.
-    public var pausedReviewRemaining: Millis?
-    /// The consumer's return shipment, once reported.
-    public var returnShipment: ReturnShipment?
-    /// Why the case closed (CLOSED only).
-    public var closeReason: CloseReason?
-    /// Why the case was refunded (REFUNDED only).
-    public var refundReason: RefundReason?
+    public var refundAmount: Int64 {
+        get { storage.fields.refundAmount }
+        _modify { yield &fields.refundAmount }
+    }
+
     /// When it was created.
-    public var createdAt: Millis
+    public var createdAt: Millis {
+        get { storage.fields.createdAt }
+        _modify { yield &fields.createdAt }
+    }
+
     /// When it last changed.
-    public var updatedAt: Millis
+    public var updatedAt: Millis {
+        get { storage.fields.updatedAt }
+        _modify { yield &fields.updatedAt }
+    }
+
     /// 1 on creation, +1 on every change and only then.
-    public var version: UInt64
+    public var version: UInt64 {
+        get { storage.fields.version }
+        _modify { yield &fields.version }
+    }
+
     /// Every step, oldest first.
-    public var history: [HistoryEntry]
+    public var history: [HistoryEntry] {
+        get { storage.fields.history }
+        _modify { yield &fields.history }
+    }
+
+    /// What the judgement looks at.
+    public var signals: Signals {
+        get { storage.fields.signals }
+        _modify { yield &fields.signals }
+    }
+
+    /// The platform's proposal, if one was ever issued (one per case).
+    public var proposal: Proposal? {
+        get { storage.fields.proposal }
+        _modify { yield &fields.proposal }
+    }
+
+    /// The current step's deadline; nil in PLATFORM_ARBITRATION and terminal statuses.
+    public var deadline: Deadline? {
+        get { storage.fields.deadlineKind.map { Deadline(kind: $0, dueAt: storage.fields.deadlineDueAt) } }
+        set { fields.setDeadline(newValue) }
+    }
+
+    /// While a proposal is pending: what the paused merchant review clock had left.
+    public var pausedReviewRemaining: Millis? {
+        get { storage.fields.isReviewPaused ? storage.fields.pausedReviewRemainingIfAny : nil }
+        set { fields.setPausedReviewRemaining(newValue) }
+    }
+
+    /// What the consumer asks for (changes when a proposal or offer is accepted).
+    public var type: CaseType {
+        get { storage.fields.type }
+        _modify { yield &fields.type }
+    }
+
+    /// Where the goods are.
+    public var delivery: DeliveryState {
+        get { storage.fields.delivery }
+        _modify { yield &fields.delivery }
+    }
+
+    /// Who pays the return shipping; nil until a return is agreed.
+    public var returnShippingPayer: ShippingPayer? {
+        get { storage.fields.returnShippingPayer }
+        _modify { yield &fields.returnShippingPayer }
+    }
+
+    /// The current step.
+    public var status: CaseStatus {
+        get { storage.fields.status }
+        _modify { yield &fields.status }
+    }
+
+    /// Why the case closed (CLOSED only).
+    public var closeReason: CloseReason? {
+        get { storage.fields.closeReason }
+        _modify { yield &fields.closeReason }
+    }
+
+    /// Why the case was refunded (REFUNDED only).
+    public var refundReason: RefundReason? {
+        get { storage.fields.refundReason }
+        _modify { yield &fields.refundReason }
+    }
+
+    /// The latest merchant offer, if any.
+    public var merchantOffer: MerchantOffer? {
+        get { storage.fields.rareParts?.value.merchantOffer }
+        set {
+            var parts = storage.fields.rareParts?.value ?? RareParts()
+            parts.merchantOffer = newValue
+            fields.rareParts = parts.orNilIfEmpty
+        }
+    }
+
+    /// The consumer's return shipment, once reported.
+    public var returnShipment: ReturnShipment? {
+        get { storage.fields.rareParts?.value.returnShipment }
+        set {
+            var parts = storage.fields.rareParts?.value ?? RareParts()
+            parts.returnShipment = newValue
+            fields.rareParts = parts.orNilIfEmpty
+        }
+    }
+
+    /// Same field values (a shared box is equal without looking inside).
+    public static func == (lhs: Case, rhs: Case) -> Bool {
+        lhs.storage === rhs.storage || lhs.storage.fields == rhs.storage.fields
+    }
+
+    /// Hashes the field values.
+    public func hash(into hasher: inout Hasher) { storage.fields.hash(into: &hasher) }
 
     /// Creates a case; the reducer is the only caller that should need this.
     public init(
@@ -265,31 +575,33 @@ public struct Case: Sendable, Hashable {
         closeReason: CloseReason? = nil, refundReason: RefundReason? = nil,
         createdAt: Millis, updatedAt: Millis, version: UInt64, history: [HistoryEntry] = []
     ) {
-        self.caseID = caseID
-        self.orderID = orderID
-        self.orderLineID = orderLineID
-        self.consumerID = consumerID
-        self.merchantID = merchantID
-        self.category = category
-        self.reason = reason
-        self.type = type
-        self.delivery = delivery
-        self.paidAmount = paidAmount
-        self.refundAmount = refundAmount
-        self.returnShippingPayer = returnShippingPayer
-        self.status = status
-        self.signals = signals
-        self.proposal = proposal
-        self.merchantOffer = merchantOffer
-        self.deadline = deadline
-        self.pausedReviewRemaining = pausedReviewRemaining
-        self.returnShipment = returnShipment
-        self.closeReason = closeReason
-        self.refundReason = refundReason
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
-        self.version = version
-        self.history = history
+        storage = Storage(Fields(
+            caseID: caseID,
+            orderID: orderID,
+            orderLineID: orderLineID,
+            consumerID: consumerID,
+            merchantID: merchantID,
+            category: category,
+            reason: reason,
+            paidAmount: paidAmount,
+            refundAmount: refundAmount,
+            createdAt: createdAt,
+            updatedAt: updatedAt,
+            version: version,
+            history: history,
+            rareParts: RareParts(merchantOffer: merchantOffer, returnShipment: returnShipment).orNilIfEmpty,
+            deadlineDueAt: deadline?.dueAt ?? 0,
+            pausedReviewRemainingIfAny: pausedReviewRemaining ?? 0,
+            proposal: proposal,
+            signals: signals,
+            deadlineKind: deadline?.kind,
+            isReviewPaused: pausedReviewRemaining != nil,
+            type: type,
+            delivery: delivery,
+            returnShippingPayer: returnShippingPayer,
+            status: status,
+            closeReason: closeReason,
+            refundReason: refundReason))
     }
 
     /// The proposal if it is outstanding.
@@ -300,4 +612,23 @@ public struct Case: Sendable, Hashable {
 
     /// The key of the one-open-case-per-order-line rule.
     public var orderLineKey: String { CaseStore.orderLineKey(orderID: orderID, orderLineID: orderLineID) }
+}
+
+/// A value kept behind one pointer: an immutable box replaced on every write, so copies
+/// share it and value semantics hold. Compares and hashes by value.
+struct OutOfLine<Value: Sendable & Hashable>: Sendable, Hashable {
+    private final class Box: Sendable {
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
+
+    private let box: Box
+
+    init(_ value: Value) { box = Box(value) }
+
+    var value: Value { box.value }
+
+    static func == (lhs: OutOfLine, rhs: OutOfLine) -> Bool { lhs.box === rhs.box || lhs.value == rhs.value }
+
+    func hash(into hasher: inout Hasher) { value.hash(into: &hasher) }
 }

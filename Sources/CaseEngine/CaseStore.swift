@@ -1,10 +1,12 @@
 import HashTreeCollections
-import HeapModule
 
-// Every case in memory, the indexes the daemon reads, and the deadline queue. A value
-// type over persistent hash tries: a copy is O(1) and later mutations of either copy stay
-// O(log n), which is how the daemon snapshots on a background thread while its loop keeps
-// writing (the copy shares structure until one side changes).
+// Every case in memory, the indexes the daemon reads, and the deadline queue. The cases
+// live in a persistent hash trie: copying `cases` is O(1) and later mutations of either
+// copy stay O(log n), which is how the daemon snapshots on a background thread while its
+// loop keeps writing (the copy shares structure until one side changes). The secondary
+// indexes and the deadline queue are plain copy-on-write values (CaseIndexes.swift):
+// copying the whole store is still O(1), but the first change after such a copy copies
+// them, O(n) once; the daemon only ever copies `cases`.
 
 /// One page of `CaseStore.list`.
 public struct CasePage: Sendable, Hashable {
@@ -33,10 +35,13 @@ public struct CaseStore: Sendable {
     /// The number the next created case gets (persist it with the cases).
     public private(set) var nextCaseNumber: UInt64 = 1
 
-    private var openCaseByOrderLine: TreeDictionary<String, String> = [:]
-    private var idsByStatus: TreeDictionary<CaseStatus, TreeSet<String>> = [:]
-    private var idsByMerchant: TreeDictionary<String, TreeSet<String>> = [:]
-    private var idsByConsumer: TreeDictionary<String, TreeSet<String>> = [:]
+    // Secondary indexes hold case numbers (see CaseIndexes.swift). Merchants' and
+    // consumers' lists only grow (a case never changes hands and is never deleted) and
+    // numbers are handed out in increasing order, so appending keeps them sorted.
+    private var openCaseByOrderLine: [String: UInt64] = [:]
+    private var numbersByStatus = StatusBitmaps()
+    private var numbersByMerchant: [String: [UInt64]] = [:]
+    private var numbersByConsumer: [String: [UInt64]] = [:]
     private var deadlines = DeadlineQueue()
     private var liveDeadlineCount = 0
 
@@ -47,15 +52,21 @@ public struct CaseStore: Sendable {
     }
 
     /// Rebuilds a store from persisted cases, rebuilding every index and the deadline
-    /// queue. `nextCaseNumber` is raised past the highest restored id if needed.
+    /// queue. `nextCaseNumber` is raised past the highest restored id if needed. Every id
+    /// must be one the store made ("AS" + 10 digits).
     public init<S: Sequence>(config: EngineConfig = EngineConfig(), restoring restored: S, nextCaseNumber: UInt64)
     where S.Element == Case {
         self.init(config: config)
         var highest: UInt64 = 0
         for item in restored {
-            index(item, replacing: nil)
-            if let number = Self.caseNumber(of: item.caseID) { highest = max(highest, number) }
+            let number = Self.indexNumber(of: item.caseID)
+            cases[item.caseID] = item
+            index(item, number: number, replacing: nil)
+            highest = max(highest, number)
         }
+        // Restored cases arrive in any order; the per-party lists must be ascending.
+        numbersByMerchant = numbersByMerchant.mapValues { $0.sorted() }
+        numbersByConsumer = numbersByConsumer.mapValues { $0.sorted() }
         self.nextCaseNumber = max(nextCaseNumber, highest + 1)
         rebuildDeadlines()
     }
@@ -68,7 +79,7 @@ public struct CaseStore: Sendable {
         if case .create = request.command {
             let outcome = try machine.create(request, caseID: Self.caseID(number: nextCaseNumber), now: now)
             let created = outcome.case
-            if let existing = openCaseByOrderLine[created.orderLineKey] {
+            if let existing = openCaseByOrderLine[created.orderLineKey].map(Self.caseID(number:)) {
                 throw .alreadyExists(
                     "case \(existing) is already open for order_id '\(created.orderID)' order_line_id '\(created.orderLineID)'; act on it or wait until it ends")
             }
@@ -102,7 +113,7 @@ public struct CaseStore: Sendable {
             // Cannot fail: a live entry is the case's current deadline and it is due.
             if let outcome = try? apply(request, now: now) { outcomes.append(outcome) }
         }
-        deadlines.discardStale(isLive: isLive)
+        discardStaleDeadlines()
         return outcomes
     }
 
@@ -125,7 +136,7 @@ public struct CaseStore: Sendable {
     public var count: Int { cases.count }
 
     /// Number of cases in `status`.
-    public func count(in status: CaseStatus) -> Int { idsByStatus[status]?.count ?? 0 }
+    public func count(in status: CaseStatus) -> Int { numbersByStatus[status].count }
 
     /// Number of cases in each status (every status present, zero included).
     public var countsByStatus: [CaseStatus: Int] {
@@ -137,31 +148,45 @@ public struct CaseStore: Sendable {
 
     /// The open case on this order line, if any.
     public func openCaseID(orderID: String, orderLineID: String) -> String? {
-        openCaseByOrderLine[Self.orderLineKey(orderID: orderID, orderLineID: orderLineID)]
+        openCaseByOrderLine[Self.orderLineKey(orderID: orderID, orderLineID: orderLineID)].map(Self.caseID(number:))
     }
 
-    /// Ids of the cases in `status`, unordered.
-    public func caseIDs(in status: CaseStatus) -> TreeSet<String> { idsByStatus[status] ?? [] }
+    /// Ids of the cases in `status`, in case id order.
+    public func caseIDs(in status: CaseStatus) -> [String] {
+        numbersByStatus[status].members.map(Self.caseID(number:))
+    }
 
-    /// Ids of the merchant's cases, unordered.
-    public func caseIDs(merchantID: String) -> TreeSet<String> { idsByMerchant[merchantID] ?? [] }
+    /// Ids of the merchant's cases, in case id order.
+    public func caseIDs(merchantID: String) -> [String] { (numbersByMerchant[merchantID] ?? []).map(Self.caseID(number:)) }
 
-    /// Ids of the consumer's cases, unordered.
-    public func caseIDs(consumerID: String) -> TreeSet<String> { idsByConsumer[consumerID] ?? [] }
+    /// Ids of the consumer's cases, in case id order.
+    public func caseIDs(consumerID: String) -> [String] { (numbersByConsumer[consumerID] ?? []).map(Self.caseID(number:)) }
 
     /// Every queued deadline entry, live or stale, unordered (for checks and stats).
     public var queuedDeadlines: [ScheduledDeadline] { deadlines.unorderedEntries }
 
     /// Whether a queued entry is still its case's current deadline.
-    public func isLive(_ entry: ScheduledDeadline) -> Bool {
+    public func isLive(_ entry: ScheduledDeadline) -> Bool { Self.isLive(entry, in: cases) }
+
+    private static func isLive(_ entry: ScheduledDeadline, in cases: TreeDictionary<String, Case>) -> Bool {
         cases[entry.caseID]?.deadline == Deadline(kind: entry.kind, dueAt: entry.dueAt)
+    }
+
+    /// Drops stale entries from the top of the deadline queue. The closure captures only
+    /// `cases`: passing the method `isLive` would capture a copy of the whole store,
+    /// whose second reference to the heap's buffer makes the first pop copy the entire
+    /// queue (O(n) per commit with a million deadlines queued).
+    private mutating func discardStaleDeadlines() {
+        let cases = self.cases
+        deadlines.discardStale { Self.isLive($0, in: cases) }
     }
 
     /// Cases matching every given filter (nil or empty = any) with id greater than
     /// `after`, in case id order, at most `limit`.
     ///
-    /// With a filter, the cost is O(m + limit·log m) for the m cases of the smallest
-    /// matching index set; without one, O(limit), walking the dense id sequence.
+    /// With a merchant or consumer filter, the cost is O(log m + scanned) over the m cases
+    /// of the smallest matching index; with a status filter alone, a bitmap walk that
+    /// skips 64 non-members per step; without a filter, O(limit), walking the dense ids.
     public func list(status: CaseStatus? = nil, merchantID: String? = nil, consumerID: String? = nil,
                      after: String? = nil, limit: Int) -> CasePage {
         let limit = max(0, limit)
@@ -175,18 +200,28 @@ public struct CaseStore: Sendable {
                 && (consumerID == nil || subject.consumerID == consumerID)
         }
 
-        var candidates: [TreeSet<String>] = []
-        if let status { candidates.append(caseIDs(in: status)) }
-        if let merchantID { candidates.append(caseIDs(merchantID: merchantID)) }
-        if let consumerID { candidates.append(caseIDs(consumerID: consumerID)) }
-
+        // Walk the smallest index in ascending number (= id) order from just past
+        // `after`; an `after` that is not a store-made id is compared as a string.
+        let afterNumber = after.flatMap(Self.caseNumber(of:))
+        let firstNumber = afterNumber.map { $0 + 1 } ?? 0
         var found: [Case] = []
-        if let smallest = candidates.min(by: { $0.count < $1.count }) {
-            let eligible = smallest.filter { id in after.map { id > $0 } ?? true }
-            var heap = Heap(eligible)
-            while found.count <= limit, let id = heap.popMin() {
-                if let subject = cases[id], matches(subject) { found.append(subject) }
+        func visit(_ number: UInt64) -> Bool {
+            if let subject = cases[Self.caseID(number: number)], matches(subject),
+               afterNumber != nil || after.map({ subject.caseID > $0 }) ?? true {
+                found.append(subject)
             }
+            return found.count <= limit
+        }
+
+        var sortedCandidates: [[UInt64]] = []
+        if let merchantID { sortedCandidates.append(numbersByMerchant[merchantID] ?? []) }
+        if let consumerID { sortedCandidates.append(numbersByConsumer[consumerID] ?? []) }
+        let smallestList = sortedCandidates.min(by: { $0.count < $1.count })
+
+        if let status, smallestList.map({ count(in: status) <= $0.count }) ?? true {
+            numbersByStatus[status].forEach(from: firstNumber, visit)
+        } else if let smallestList {
+            for number in smallestList[smallestList.firstIndex(atLeast: firstNumber)...] where !visit(number) { break }
         } else if after == nil || Self.caseNumber(of: after!) != nil {
             var number = after.flatMap(Self.caseNumber(of:)).map { $0 + 1 } ?? 1
             while found.count <= limit, number < nextCaseNumber {
@@ -206,7 +241,19 @@ public struct CaseStore: Sendable {
 
     /// The id of the case numbered `number`: "AS" + 10 digits, so ids sort as numbers.
     public static func caseID(number: UInt64) -> String {
-        "AS" + ISO8601.pad(Int64(number), 10)
+        guard number < 10_000_000_000 else { return "AS" + String(number) }
+        // Written digit by digit into a 12-byte small string: this runs on every create
+        // and every listed case, and concatenating padded pieces cost ~1 000 instructions.
+        return String(unsafeUninitializedCapacity: 12) { buffer in
+            buffer[0] = UInt8(ascii: "A")
+            buffer[1] = UInt8(ascii: "S")
+            var rest = number
+            for position in stride(from: 11, through: 2, by: -1) {
+                buffer[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            return 12
+        }
     }
 
     /// The number inside an id made by `caseID(number:)`, or nil for any other string.
@@ -223,8 +270,10 @@ public struct CaseStore: Sendable {
 
     // MARK: - Keeping indexes in step
 
+    /// Stores `updated` and brings the indexes and the deadline queue in step with it.
     private mutating func commit(_ updated: Case, replacing previous: Case?) {
-        index(updated, replacing: previous)
+        cases[updated.caseID] = updated
+        index(updated, number: Self.indexNumber(of: updated.caseID), replacing: previous)
         if updated.deadline != previous?.deadline, let deadline = updated.deadline {
             deadlines.schedule(ScheduledDeadline(dueAt: deadline.dueAt, caseID: updated.caseID, kind: deadline.kind))
         }
@@ -233,30 +282,37 @@ public struct CaseStore: Sendable {
         if deadlines.storedCount > 2 * liveDeadlineCount + 1_024 {
             rebuildDeadlines()
         }
-        deadlines.discardStale(isLive: isLive)
+        discardStaleDeadlines()
     }
 
-    private mutating func index(_ updated: Case, replacing previous: Case?) {
-        let id = updated.caseID
-        cases[id] = updated
-        if previous == nil {
-            idsByMerchant[updated.merchantID, default: []].insert(id)
-            idsByConsumer[updated.consumerID, default: []].insert(id)
+    /// Updates only the index entries whose keys changed: order line, merchant and
+    /// consumer never change after creation, so a later step touches at most the status
+    /// bitmaps and, when the case ends, the open-case-by-order-line entry.
+    private mutating func index(_ updated: Case, number: UInt64, replacing previous: Case?) {
+        if let previous {
+            if !previous.status.isTerminal, updated.status.isTerminal {
+                let key = updated.orderLineKey
+                if openCaseByOrderLine[key] == number { openCaseByOrderLine[key] = nil }
+            }
+        } else {
+            numbersByMerchant[updated.merchantID, default: []].append(number)
+            numbersByConsumer[updated.consumerID, default: []].append(number)
+            if !updated.status.isTerminal { openCaseByOrderLine[updated.orderLineKey] = number }
         }
         if previous?.status != updated.status {
-            if let old = previous?.status {
-                idsByStatus[old]?.remove(id)
-                if idsByStatus[old]?.isEmpty == true { idsByStatus[old] = nil }
-            }
-            idsByStatus[updated.status, default: []].insert(id)
-        }
-        let key = updated.orderLineKey
-        if updated.status.isTerminal {
-            if openCaseByOrderLine[key] == id { openCaseByOrderLine[key] = nil }
-        } else {
-            openCaseByOrderLine[key] = id
+            if let old = previous?.status { numbersByStatus[old].remove(number) }
+            numbersByStatus[updated.status].insert(number)
         }
         liveDeadlineCount += (updated.deadline == nil ? 0 : 1) - (previous?.deadline == nil ? 0 : 1)
+    }
+
+    /// The number of a case id the store made; any other id is a broken invariant (ids
+    /// come only from `caseID(number:)`, and restored ones were made the same way).
+    private static func indexNumber(of caseID: String) -> UInt64 {
+        guard let number = caseNumber(of: caseID) else {
+            preconditionFailure("case id '\(caseID)' was not made by CaseStore.caseID(number:)")
+        }
+        return number
     }
 
     private mutating func rebuildDeadlines() {
@@ -274,9 +330,9 @@ extension CaseStore: Equatable {
         lhs.cases == rhs.cases
             && lhs.nextCaseNumber == rhs.nextCaseNumber
             && lhs.openCaseByOrderLine == rhs.openCaseByOrderLine
-            && lhs.idsByStatus == rhs.idsByStatus
-            && lhs.idsByMerchant == rhs.idsByMerchant
-            && lhs.idsByConsumer == rhs.idsByConsumer
+            && lhs.numbersByStatus == rhs.numbersByStatus
+            && lhs.numbersByMerchant == rhs.numbersByMerchant
+            && lhs.numbersByConsumer == rhs.numbersByConsumer
             && lhs.liveDeadlineCount == rhs.liveDeadlineCount
             && lhs.queuedDeadlines.filter(lhs.isLive).sorted() == rhs.queuedDeadlines.filter(rhs.isLive).sorted()
     }

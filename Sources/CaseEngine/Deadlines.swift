@@ -27,9 +27,10 @@ public struct ScheduledDeadline: Sendable, Hashable, Comparable {
 
 /// A min-heap of deadlines with lazy cancellation: an entry is live only while its case's
 /// current `deadline` still equals it. Replacing a case's deadline costs one O(log n)
-/// push; the superseded entry is dropped when it reaches the top.
+/// push; the superseded entry is dropped when it reaches the top. Case ids must be ones
+/// `CaseStore.caseID(number:)` makes: entries are stored by case number.
 public struct DeadlineQueue: Sendable {
-    private var heap = Heap<ScheduledDeadline>()
+    private var heap = Heap<PackedDeadline>()
 
     /// An empty queue.
     public init() {}
@@ -38,28 +39,54 @@ public struct DeadlineQueue: Sendable {
     public var storedCount: Int { heap.count }
 
     /// The earliest entry, live or stale.
-    public var earliest: ScheduledDeadline? { heap.min }
+    public var earliest: ScheduledDeadline? { heap.min?.unpacked }
 
     /// Adds an entry. O(log n).
     public mutating func schedule(_ entry: ScheduledDeadline) {
-        heap.insert(entry)
+        heap.insert(PackedDeadline(entry))
     }
 
     /// Removes and returns the earliest entry. O(log n).
     public mutating func popEarliest() -> ScheduledDeadline? {
-        heap.popMin()
+        heap.popMin()?.unpacked
     }
 
     /// Drops stale entries from the top until the earliest is live (or the queue is empty).
     public mutating func discardStale(isLive: (ScheduledDeadline) -> Bool) {
-        while let top = heap.min, !isLive(top) { _ = heap.popMin() }
+        while let top = heap.min, !isLive(top.unpacked) { _ = heap.popMin() }
     }
 
     /// Rebuilds from exactly `entries`, O(n): used at restore and to shed stale entries.
     public mutating func rebuild<S: Sequence>(from entries: S) where S.Element == ScheduledDeadline {
-        heap = Heap(entries)
+        heap = Heap(entries.map(PackedDeadline.init))
     }
 
     /// Every stored entry, in no particular order (for checks and tests).
-    public var unorderedEntries: [ScheduledDeadline] { Array(heap.unordered) }
+    public var unorderedEntries: [ScheduledDeadline] { heap.unordered.map(\.unpacked) }
+}
+
+/// A `ScheduledDeadline` in 16 bytes instead of 32 (one per open case, so a million of
+/// them): the case number and the kind share one word, and comparing two integers orders
+/// entries exactly as (dueAt, caseID, kind) does, since store-made ids sort as numbers.
+private struct PackedDeadline: Comparable {
+    let dueAt: Millis
+    /// Case number × 8 + the kind's position in `DeadlineKind.allCases` (6 kinds).
+    let caseNumberAndKind: UInt64
+
+    init(_ entry: ScheduledDeadline) {
+        guard let number = CaseStore.caseNumber(of: entry.caseID), number < 1 << 60 else {
+            preconditionFailure("deadline for case id '\(entry.caseID)', which CaseStore.caseID(number:) did not make")
+        }
+        dueAt = entry.dueAt
+        caseNumberAndKind = number << 3 | UInt64(DeadlineKind.allCases.firstIndex(of: entry.kind)!)
+    }
+
+    var unpacked: ScheduledDeadline {
+        ScheduledDeadline(dueAt: dueAt, caseID: CaseStore.caseID(number: caseNumberAndKind >> 3),
+                          kind: DeadlineKind.allCases[Int(caseNumberAndKind & 7)])
+    }
+
+    static func < (lhs: PackedDeadline, rhs: PackedDeadline) -> Bool {
+        (lhs.dueAt, lhs.caseNumberAndKind) < (rhs.dueAt, rhs.caseNumberAndKind)
+    }
 }

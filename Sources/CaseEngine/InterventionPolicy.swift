@@ -103,7 +103,7 @@ public struct InterventionPolicy: Sendable, Hashable {
             let points = weights.logistics[anomaly] ?? 0
             guard points > 0 else { continue }
             logistics += points
-            reasons.append("LOGISTICS_\(anomaly.rawValue)")
+            reasons.append(ReasonCodes.logistics[anomaly]!)
         }
 
         // Each tag counts once, at its strongest medium, so that repeating the same claim
@@ -111,14 +111,14 @@ public struct InterventionPolicy: Sendable, Hashable {
         var quality: Int32 = 0
         for tag in IssueTag.allCases {
             var best: (points: Int32, kind: EvidenceKind)? = nil
-            for item in signals.evidence where item.tags.contains(tag) {
+            for item in signals.evidence where item.hasTag(tag) {
                 let base = weights.evidenceTag[tag] ?? 0
                 let points = item.kind == .text ? base * weights.textEvidencePercent / 100 : base
                 if points > (best?.points ?? 0) { best = (points, item.kind) }
             }
             if let best {
                 quality += best.points
-                reasons.append("EVIDENCE_\(tag.rawValue)_\(best.kind.rawValue)")
+                reasons.append(ReasonCodes.evidence[tag]![best.kind]!)
             }
         }
         // The merchant's record corroborates the consumer's evidence; without any evidence
@@ -144,6 +144,31 @@ public struct InterventionPolicy: Sendable, Hashable {
 
         // Ties go to logistics: carrier data is the more objective finding.
         let kind: IssueKind = logistics >= quality ? .logistics : .quality
-        return (kind, max(logistics, quality) - penalty, reasons)
+        return (kind, max(logistics, quality) - penalty, ReasonCodes.shared(reasons))
+    }
+}
+
+/// The reason codes built from enum names, made once: every proposal keeps its reasons,
+/// and a code longer than 15 UTF-8 bytes built per judgement would be one more heap
+/// string per case; these are shared instead.
+private enum ReasonCodes {
+    static let logistics: [LogisticsAnomaly: String] = Dictionary(
+        uniqueKeysWithValues: LogisticsAnomaly.allCases.map { ($0, "LOGISTICS_\($0.rawValue)") })
+    static let evidence: [IssueTag: [EvidenceKind: String]] = Dictionary(
+        uniqueKeysWithValues: IssueTag.allCases.map { tag in
+            (tag, Dictionary(uniqueKeysWithValues: EvidenceKind.allCases.map { ($0, "EVIDENCE_\(tag.rawValue)_\($0.rawValue)") }))
+        })
+
+    /// A one-element array for each scoring code, made once.
+    private static let singletons: [String: [String]] = Dictionary(
+        uniqueKeysWithValues: (Array(logistics.values) + evidence.values.flatMap(\.values)
+            + [InterventionPolicy.merchantViolations, InterventionPolicy.merchantComplaintRateHigh,
+               InterventionPolicy.consumerRefundOnlyFrequent]).map { ($0, [$0]) })
+
+    /// `reasons`, or an equal array shared by every caller when it is one known code
+    /// (the usual proposal), so each proposal does not keep an array of its own.
+    static func shared(_ reasons: [String]) -> [String] {
+        guard reasons.count == 1, let shared = singletons[reasons[0]] else { return reasons }
+        return shared
     }
 }

@@ -37,17 +37,17 @@ struct Transition {
         topics.append(topic)
     }
 
-    /// The outcome: version and updatedAt move only if something changed.
-    func outcome() -> Outcome {
+    /// The outcome: version and updatedAt move only if something changed. Stamps
+    /// `subject` in place rather than on a copy, so the case's storage is not copied again.
+    mutating func outcome() -> Outcome {
         guard changed else {
             return Outcome(case: subject, announcements: [], judgement: judgement)
         }
-        var result = subject
-        result.version += 1
-        result.updatedAt = now
+        subject.version += 1
+        subject.updatedAt = now
         let announcements = topics.map {
-            Announcement(topic: $0, caseID: result.caseID, previousStatus: statusBefore, status: result.status, late: late)
+            Announcement(topic: $0, caseID: subject.caseID, previousStatus: statusBefore, status: subject.status, late: late)
         }
-        return Outcome(case: result, announcements: announcements, judgement: judgement)
+        return Outcome(case: subject, announcements: announcements, judgement: judgement)
     }
 }
