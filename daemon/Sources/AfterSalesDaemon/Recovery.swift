@@ -2,6 +2,13 @@
 // daemon acknowledged before it stopped (or was killed) is exactly what it holds again.
 import AfterSalesProto
 import CaseEngine
+import Foundation
+#if canImport(Glibc)
+import Glibc
+
+/// glibc's malloc_trim(3) (malloc.h is not in the Glibc module).
+@_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif
 import Logging
 import SwiftProtobuf
 
@@ -25,14 +32,17 @@ struct RecoveryError: Error, CustomStringConvertible {
 
 enum Recovery {
     static func recover(directory: String, config: DaemonConfig, logger: Logger) throws -> RecoveredState {
-        var cases: [String: Case] = [:]
         var nextCaseNumber: UInt64 = 1
         var idempotency = IdempotencyTable(capacity: config.idempotencyCapacity)
         var announcements = AnnouncementLog(window: config.replayWindow)
         var snapshotSeq: UInt64 = 0
         var snapshotPath: String?
         var journalPosition: UInt64 = 1
+        var snapshotNextCaseNumber: UInt64 = 0
 
+        // The snapshot's items are decoded on a second thread while this one reads the
+        // journal and then builds the store from the cases as they arrive.
+        var feed: SnapshotFeed?
         let loaded = try SnapshotReader.loadNewestValid(directory: directory)
         if let snapshot = loaded {
             for rejected in snapshot.rejected {
@@ -41,59 +51,231 @@ enum Recovery {
             // Snapshot files are named for the journal position they cover up to.
             journalPosition = snapshot.seq
             snapshotPath = snapshot.path
-            var records = snapshot.records.makeIterator()
-            guard let first = records.next() else { throw RecoveryError(description: "snapshot \(snapshot.path) has no header") }
-            let header = try parse(Aftersales_Storage_V1_SnapshotHeader.self, first, in: snapshot.path)
+            guard snapshot.count > 0 else { throw RecoveryError(description: "snapshot \(snapshot.path) has no header") }
+            let header = try snapshot.withRecord(0) {
+                try parse(Aftersales_Storage_V1_SnapshotHeader.self, $0, in: snapshot.path)
+            }
             guard header.format == 1 else {
                 throw RecoveryError(description: "snapshot \(snapshot.path) has format \(header.format); this aftersalesd reads format 1")
             }
             nextCaseNumber = header.nextCaseNumber
-            cases.reserveCapacity(Int(header.caseCount))
-            while let bytes = records.next() {
-                let item = try parse(Aftersales_Storage_V1_SnapshotItem.self, bytes, in: snapshot.path)
-                switch item.item {
-                case .case(let stored)?: cases[stored.caseID] = try Case(stored: stored)
-                case .answer(let answer)?: idempotency.remember(answer)
-                case nil: throw RecoveryError(description: "snapshot \(snapshot.path) holds an empty item")
-                }
-            }
+            snapshotNextCaseNumber = header.nextCaseNumber
             snapshotSeq = header.lastSeq
             announcements.advance(to: header.lastSeq)
-            logger.info("loaded snapshot", metadata: ["path": "\(snapshot.path)", "seq": "\(header.lastSeq)", "cases": "\(cases.count)"])
+            feed = SnapshotFeed.start(snapshot)
         }
+        // However this ends, the decoding thread is stopped and waited for.
+        defer { feed?.cancelAndWait() }
 
-        let journal = try Journal.readAll(directory: directory)
-        if let torn = journal.tornTail {
-            logger.warning("journal ended inside a record; cut off the torn tail", metadata: [
-                "path": "\(torn.path)", "offset": "\(torn.offset)", "bytes_dropped": "\(torn.bytesDropped)", "reason": "\(torn.reason)"])
-        }
+        // The journal's cases replace the snapshot's; its answers and announcements follow
+        // the snapshot's, in journal order.
+        var journalCases: [String: Case] = [:]
+        var journalAnswers: [IdempotencyTable.Answer] = []
         var applied = 0
-        // From the snapshot's position on; throws if a segment it needs is missing.
-        for record in try journal.entries(from: journalPosition) {
-            let entry = try parse(Aftersales_Storage_V1_JournalEntry.self, record.payload, in: "journal record \(record.sequence) in \(directory)")
-            let restored = try Case(stored: entry.case)
-            cases[restored.caseID] = restored
-            nextCaseNumber = max(nextCaseNumber, entry.nextCaseNumber)
-            if entry.hasAnswer { idempotency.remember(entry.answer) }
-            var wireCase = entry.case
-            wireCase.history = []
-            let caseBytes: [UInt8] = try wireCase.serializedBytes()
-            for event in entry.events {
-                announcements.restore(event, caseBytes: caseBytes)
+        let journalOutcome = Result<Void, any Error> {
+            let journal = try Journal.readAll(directory: directory)
+            if let torn = journal.tornTail {
+                logger.warning("journal ended inside a record; cut off the torn tail", metadata: [
+                    "path": "\(torn.path)", "offset": "\(torn.offset)", "bytes_dropped": "\(torn.bytesDropped)", "reason": "\(torn.reason)"])
             }
-            applied += 1
+            // From the snapshot's position on; throws if a segment it needs is missing.
+            for record in try journal.entries(from: journalPosition) {
+                let entry = try parse(Aftersales_Storage_V1_JournalEntry.self, record.payload, in: "journal record \(record.sequence) in \(directory)")
+                let restored = try Case(stored: entry.case)
+                journalCases[restored.caseID] = restored
+                nextCaseNumber = max(nextCaseNumber, entry.nextCaseNumber)
+                if entry.hasAnswer { journalAnswers.append(entry.answer) }
+                var wireCase = entry.case
+                wireCase.history = []
+                let caseBytes: [UInt8] = try wireCase.serializedBytes()
+                for event in entry.events {
+                    announcements.restore(event, caseBytes: caseBytes)
+                }
+                applied += 1
+            }
         }
-        let store = CaseStore(config: config.engine, restoring: cases.values, nextCaseNumber: nextCaseNumber)
+        // A bad snapshot item is reported before anything the journal holds (the order the
+        // records were once read in).
+        if let feed, case .failure = journalOutcome {
+            feed.cancelAndWait()
+            if let error = feed.failure { throw error }
+        }
+        try journalOutcome.get()
+
+        let store: CaseStore
+        if let feed {
+            // Only a journal case numbered below the snapshot's next case number can be in
+            // the snapshot (a store numbers every case it creates from that counter); the
+            // cases created after it — usually the whole journal — need no look-up.
+            let mayBeInSnapshot = Set(journalCases.keys.lazy.filter { id in
+                CaseStore.caseNumber(of: id).map { $0 < snapshotNextCaseNumber } ?? true
+            })
+            store = CaseStore(config: config.engine,
+                              restoring: RestoredCases(feed: feed, replaced: mayBeInSnapshot, journal: journalCases),
+                              nextCaseNumber: nextCaseNumber)
+            feed.cancelAndWait()
+            if let error = feed.failure { throw error }
+            for answer in feed.answers { idempotency.remember(answer) }
+            logger.info("loaded snapshot", metadata: ["path": "\(feed.path)", "seq": "\(snapshotSeq)", "cases": "\(feed.caseCount)"])
+        } else {
+            store = CaseStore(config: config.engine, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
+        }
+        for answer in journalAnswers { idempotency.remember(answer) }
+        #if canImport(Glibc)
+        // The decoding thread's malloc arena is left full of freed protobuf temporaries
+        // between the cases it made; hand those pages back rather than keep them resident.
+        if feed != nil { _ = glibcMallocTrim(0) }
+        #endif
         return RecoveredState(store: store, announcements: announcements, idempotency: idempotency,
                               snapshotSeq: snapshotSeq, journalPosition: journalPosition, snapshotPath: snapshotPath,
                               journalRecords: applied)
     }
 
-    private static func parse<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: [UInt8], in place: String) throws -> M {
+    static func parse<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: [UInt8], in place: String) throws -> M {
         do {
             return try M(serializedBytes: bytes)
         } catch {
             throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
         }
+    }
+
+    static func parse<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: UnsafeRawBufferPointer, in place: String) throws -> M {
+        do {
+            var message = M()
+            try message.merge(serializedBytes: RawSpan(_unsafeBytes: bytes))
+            return message
+        } catch {
+            throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
+        }
+    }
+}
+
+/// The snapshot's items (every record after the header) decoded on a thread of their own:
+/// cases handed over in chunks as they are ready, answers kept in order for the end.
+final class SnapshotFeed: @unchecked Sendable {
+    /// Cases per hand-over.
+    static let chunkSize = 4_096
+
+    let path: String
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var chunks: [[Case]] = []
+    private var head = 0
+    private var done = false
+    private var cancelled = false
+    // Written by the decoding thread before `done`; read after waiting for `done`.
+    private(set) var failure: (any Error)?
+    private(set) var answers: [IdempotencyTable.Answer] = []
+    private(set) var caseCount = 0
+
+    private init(path: String) { self.path = path }
+
+    static func start(_ snapshot: LoadedSnapshot) -> SnapshotFeed {
+        let feed = SnapshotFeed(path: snapshot.path)
+        let thread = Thread { feed.decode(snapshot) }
+        thread.name = "snapshot-decode"
+        thread.stackSize = 8 << 20
+        thread.start()
+        return feed
+    }
+
+    private func decode(_ snapshot: LoadedSnapshot) {
+        var chunk: [Case] = []
+        chunk.reserveCapacity(Self.chunkSize)
+        do {
+            items: for index in 1..<snapshot.count {
+                let item = try snapshot.withRecord(index) {
+                    try Recovery.parse(Aftersales_Storage_V1_SnapshotItem.self, $0, in: snapshot.path)
+                }
+                switch item.item {
+                case .case(let stored)?:
+                    chunk.append(try Case(stored: stored))
+                    if chunk.count == Self.chunkSize {
+                        if !hand(&chunk) { break items }
+                    }
+                case .answer(let answer)?: answers.append(answer)
+                case nil: throw RecoveryError(description: "snapshot \(snapshot.path) holds an empty item")
+                }
+            }
+            _ = hand(&chunk)
+        } catch {
+            failure = error
+        }
+        condition.lock()
+        done = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Passes `chunk` on (reversed, so the taker can pop cases off its end without copying
+    /// them); false once the feed is cancelled.
+    private func hand(_ chunk: inout [Case]) -> Bool {
+        caseCount += chunk.count
+        chunk.reverse()
+        condition.lock()
+        defer { condition.unlock() }
+        if cancelled { return false }
+        if !chunk.isEmpty {
+            chunks.append(chunk)
+            condition.signal()
+        }
+        chunk = []
+        chunk.reserveCapacity(Self.chunkSize)
+        return true
+    }
+
+    /// The next chunk (reversed), waiting for it; nil when decoding ended.
+    func take() -> [Case]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == chunks.count && !done { condition.wait() }
+        guard head < chunks.count else { return nil }
+        let chunk = chunks[head]
+        chunks[head] = []
+        head += 1
+        if head == chunks.count { chunks.removeAll(keepingCapacity: true); head = 0 }
+        return chunk
+    }
+
+    /// Stops decoding (if still running) and waits for the thread to finish.
+    func cancelAndWait() {
+        condition.lock()
+        cancelled = true
+        while !done { condition.wait() }
+        chunks = []
+        head = 0
+        condition.unlock()
+    }
+}
+
+/// The cases to restore: the snapshot's as they are decoded, except those the journal
+/// replaced, then the journal's.
+struct RestoredCases: Sequence, IteratorProtocol {
+    let feed: SnapshotFeed
+    /// Ids of journal cases that may also be in the snapshot: skip those there.
+    let replaced: Set<String>
+    let journal: [String: Case]
+    private var current: [Case] = []
+    private var journalCases: Dictionary<String, Case>.Values.Iterator?
+
+    init(feed: SnapshotFeed, replaced: Set<String>, journal: [String: Case]) {
+        self.feed = feed
+        self.replaced = replaced
+        self.journal = journal
+    }
+
+    mutating func next() -> Case? {
+        if journalCases == nil {
+            while true {
+                if let item = current.popLast() {
+                    if !replaced.isEmpty && replaced.contains(item.caseID) { continue }
+                    return item
+                }
+                guard let chunk = feed.take() else { break }
+                current = chunk
+            }
+            journalCases = journal.values.makeIterator()
+        }
+        return journalCases!.next()
     }
 }

@@ -48,7 +48,9 @@ public enum RecordFraming {
     }
 }
 
-/// Reads framed records forward from an open file through a 1 MiB window.
+/// Reads framed records forward from an open file through a 1 MiB window — or, with
+/// `wholeFile: true`, through one window holding the whole file read by a single pread
+/// (snapshots: the payloads are then handed out as ranges of `window`, never copied).
 struct FramedRecordScanner {
     enum Step {
         /// A valid record starting at `offset`.
@@ -61,29 +63,49 @@ struct FramedRecordScanner {
         case damaged(offset: UInt64, reason: String)
     }
 
+    /// Like `Step`, but a record's payload is given as its range in `window`.
+    enum RangeStep {
+        case record(offset: UInt64, payload: Range<Int>)
+        case end
+        case torn(offset: UInt64, reason: String)
+        case damaged(offset: UInt64, reason: String)
+    }
+
     let fd: Int32
     let path: String
     let fileSize: UInt64
     /// File offset of the next record.
     private(set) var offset: UInt64
-    private var window: [UInt8] = []
-    private var windowStart: UInt64 = 0
-    private static let chunk = 1 << 20
+    /// The bytes read; `window[0]` is file offset `windowStart`.
+    private(set) var window: [UInt8] = []
+    private(set) var windowStart: UInt64 = 0
+    private let chunk: Int
+    private static let defaultChunk = 1 << 20
 
-    init(fd: Int32, path: String, startingAt offset: UInt64) throws {
+    init(fd: Int32, path: String, startingAt offset: UInt64, wholeFile: Bool = false) throws {
         self.fd = fd
         self.path = path
         self.fileSize = try StorageIO.fileSize(fd, path: path)
         self.offset = offset
+        if wholeFile && fileSize > UInt64(Self.defaultChunk) && fileSize - offset < UInt64(Int.max / 2) {
+            chunk = Int(fileSize - offset)
+            try load(offset, 0)
+        } else {
+            chunk = Self.defaultChunk
+        }
     }
 
     /// Makes `count` bytes at `at` available in the window; the caller checked they exist.
     private mutating func load(_ at: UInt64, _ count: Int) throws {
         if at >= windowStart && at + UInt64(count) <= windowStart + UInt64(window.count) { return }
-        let size = Int(min(UInt64(max(Self.chunk, count)), fileSize - at))
-        window = [UInt8](repeating: 0, count: size)
-        let got = try window.withUnsafeMutableBytes { try StorageIO.preadFully(fd, $0, at: at, path: path) }
-        if got < size { window.removeLast(size - got) }  // the file shrank under us
+        let size = Int(min(UInt64(max(chunk, count)), fileSize - at))
+        let fd = self.fd, path = self.path
+        var got = 0
+        // Every byte is either read or cut off below: no need to zero the buffer first.
+        window = try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            got = try StorageIO.preadFully(fd, UnsafeMutableRawBufferPointer(buffer), at: at, path: path)
+            initialized = got
+        }
         windowStart = at
         if got < count {
             throw StorageError(.io, path: path, "\(path) shrank while being read (offset \(at))")
@@ -94,7 +116,7 @@ struct FramedRecordScanner {
     private mutating func zeroToEnd(from: UInt64) throws -> Bool {
         var at = from
         while at < fileSize {
-            let n = Int(min(UInt64(Self.chunk), fileSize - at))
+            let n = Int(min(UInt64(chunk), fileSize - at))
             try load(at, n)
             let base = Int(at - windowStart)
             if window[base..<base + n].contains(where: { $0 != 0 }) { return false }
@@ -105,6 +127,17 @@ struct FramedRecordScanner {
 
     /// Reads the next record, or says how the file ends.
     mutating func next() throws -> Step {
+        switch try nextRange() {
+        case .record(let offset, let payload): return .record(offset: offset, payload: Array(window[payload]))
+        case .end: return .end
+        case .torn(let offset, let reason): return .torn(offset: offset, reason: reason)
+        case .damaged(let offset, let reason): return .damaged(offset: offset, reason: reason)
+        }
+    }
+
+    /// Reads the next record, giving its payload as a range of `window` (valid until the
+    /// next call; with `wholeFile: true`, for as long as the scanner lives).
+    mutating func nextRange() throws -> RangeStep {
         let start = offset
         let remaining = fileSize - start
         if remaining == 0 { return .end }
@@ -113,8 +146,10 @@ struct FramedRecordScanner {
         }
         try load(start, RecordFraming.headerSize)
         let h = Int(start - windowStart)
-        let length = window.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: h, as: UInt32.self)) }
-        let stored = window.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: h + 4, as: UInt32.self)) }
+        let (length, stored) = window.withUnsafeBytes {
+            (UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: h, as: UInt32.self)),
+             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: h + 4, as: UInt32.self)))
+        }
         if Int(length) > RecordFraming.maxRecordLength {
             return .damaged(offset: start, reason: "impossible record length \(length) (limit \(RecordFraming.maxRecordLength))")
         }
@@ -132,6 +167,6 @@ struct FramedRecordScanner {
             return .damaged(offset: start, reason: what)
         }
         offset = start + total
-        return .record(offset: start, payload: Array(window[p..<p + Int(length)]))
+        return .record(offset: start, payload: p..<p + Int(length))
     }
 }

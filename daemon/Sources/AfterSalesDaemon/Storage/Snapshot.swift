@@ -152,10 +152,24 @@ public struct LoadedSnapshot: Sendable {
     /// Its sequence: replay journal records with sequence ≥ this.
     public let seq: UInt64
     public let path: String
-    /// The records, in the order written (trailer removed).
-    public let records: [[UInt8]]
+    /// The file's bytes as read (one buffer for the whole file, not one array per record).
+    public let bytes: [UInt8]
+    /// Where each record's payload sits in `bytes`, in the order written (trailer removed).
+    public let ranges: [Range<Int>]
     /// Newer snapshots passed over because they were invalid: log each one.
     public let rejected: [SnapshotRejection]
+
+    /// The records, in the order written (trailer removed), each copied out of `bytes`.
+    public var records: [[UInt8]] { ranges.map { Array(bytes[$0]) } }
+
+    /// Number of records (trailer not counted).
+    public var count: Int { ranges.count }
+
+    /// Calls `body` with record `index`'s payload, without copying it.
+    public func withRecord<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let range = ranges[index]
+        return try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[range])) }
+    }
 }
 
 /// Loads snapshots at start-up.
@@ -179,8 +193,9 @@ public enum SnapshotReader {
         var rejected: [SnapshotRejection] = []
         for snapshot in snapshots {
             switch try load(path: snapshot.path, seq: snapshot.seq) {
-            case .success(let records):
-                return LoadedSnapshot(seq: snapshot.seq, path: snapshot.path, records: records, rejected: rejected)
+            case .success(let loaded):
+                return LoadedSnapshot(seq: snapshot.seq, path: snapshot.path, bytes: loaded.bytes, ranges: loaded.ranges,
+                                      rejected: rejected)
             case .failure(let invalid):
                 rejected.append(SnapshotRejection(path: snapshot.path, reason: invalid.reason))
                 let aside = String(snapshot.path.dropLast(SnapshotFormat.suffix.count)) + SnapshotFormat.invalidSuffix
@@ -196,9 +211,10 @@ public enum SnapshotReader {
     /// Why a file is not a valid snapshot.
     struct Invalid: Error { let reason: String }
 
-    /// Reads and validates one snapshot file: `.success(records)` or `.failure(reason)`;
+    /// Reads and validates one snapshot file: `.success` with the file's bytes (one pread
+    /// of the whole file) and each record's payload range in them, or `.failure(reason)`;
     /// throws only on I/O errors.
-    static func load(path: String, seq: UInt64) throws -> Result<[[UInt8]], Invalid> {
+    static func load(path: String, seq: UInt64) throws -> Result<(bytes: [UInt8], ranges: [Range<Int>]), Invalid> {
         let fd = try StorageIO.open(path, O_RDONLY)
         defer { StorageIO.close(fd) }
         var header = [UInt8](repeating: 0, count: SnapshotFormat.headerSize)
@@ -210,27 +226,65 @@ public enum SnapshotReader {
         guard stored == seq else {
             return .failure(Invalid(reason: "header says sequence \(stored) but the name says \(seq)"))
         }
-        var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize))
-        var records: [[UInt8]] = []
+        var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize), wholeFile: true)
+        // Records are kept as ranges of the scanner's window, which holds the whole file
+        // (small files fit the first 1 MiB read). Should it ever move, copy instead.
+        var ranges: [Range<Int>] = []
+        var windowStart: UInt64?
         while true {
-            switch try scanner.next() {
+            switch try scanner.nextRange() {
             case .record(_, let payload):
-                records.append(payload)
+                if let start = windowStart, start != scanner.windowStart {
+                    return try loadCopying(path: path, fd: fd)
+                }
+                windowStart = scanner.windowStart
+                ranges.append(payload)
             case .torn(let offset, let reason):
                 return .failure(Invalid(reason: "cut short at offset \(offset): \(reason)"))
             case .damaged(let offset, let reason):
                 return .failure(Invalid(reason: "damaged at offset \(offset): \(reason)"))
             case .end:
-                guard let last = records.last, last.count == SnapshotFormat.trailerMarker.count + 8,
-                      Array(last.prefix(SnapshotFormat.trailerMarker.count)) == SnapshotFormat.trailerMarker else {
+                let window = scanner.window
+                guard let last = ranges.last, last.count == SnapshotFormat.trailerMarker.count + 8,
+                      window[last].starts(with: SnapshotFormat.trailerMarker) else {
                     return .failure(Invalid(reason: "incomplete: no completion trailer (the write was cut short)"))
                 }
-                let count = last.suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                guard count == UInt64(records.count - 1) else {
-                    return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(records.count - 1)"))
+                let count = window[last].suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                guard count == UInt64(ranges.count - 1) else {
+                    return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(ranges.count - 1)"))
                 }
-                records.removeLast()
-                return .success(records)
+                ranges.removeLast()
+                return .success((window, ranges))
+            }
+        }
+    }
+
+    /// `load` for a file whose records did not all stay in one window: copies each payload
+    /// into one buffer of its own.
+    private static func loadCopying(path: String, fd: Int32) throws -> Result<(bytes: [UInt8], ranges: [Range<Int>]), Invalid> {
+        var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize))
+        var bytes: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        while true {
+            switch try scanner.next() {
+            case .record(_, let payload):
+                ranges.append(bytes.count..<bytes.count + payload.count)
+                bytes.append(contentsOf: payload)
+            case .torn(let offset, let reason):
+                return .failure(Invalid(reason: "cut short at offset \(offset): \(reason)"))
+            case .damaged(let offset, let reason):
+                return .failure(Invalid(reason: "damaged at offset \(offset): \(reason)"))
+            case .end:
+                guard let last = ranges.last, last.count == SnapshotFormat.trailerMarker.count + 8,
+                      bytes[last].starts(with: SnapshotFormat.trailerMarker) else {
+                    return .failure(Invalid(reason: "incomplete: no completion trailer (the write was cut short)"))
+                }
+                let count = bytes[last].suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                guard count == UInt64(ranges.count - 1) else {
+                    return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(ranges.count - 1)"))
+                }
+                ranges.removeLast()
+                return .success((bytes, ranges))
             }
         }
     }
