@@ -171,6 +171,25 @@ import Testing
         #expect(try again.call(RPCs.getCase, .with { $0.caseID = ids[5] }).case.status == .awaitingMerchantReview)
     }
 
+    @Test func journalSegmentsTheKeptSnapshotsCoverAreDeletedByTheTimeTakeSnapshotAnswers() throws {
+        let directory = temporaryDataDirectory()
+        let daemon = try DaemonProcess(dataDirectory: directory, arguments: ["--snapshot-interval", "0"])
+        defer { daemon.stop() }
+        let caller = try TestCaller(daemon.rpc)
+        var positions: [UInt64] = []
+        for round in 0..<3 {
+            _ = try caller.call(RPCs.createCase, plainCase(order: "J\(round)"))
+            positions.append(try caller.call(RPCs.takeSnapshot, .init()).seq)
+        }
+        // Snapshots 2 and 3 are kept; the journal reaches back to snapshot 2 and no further.
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".snap") }
+        #expect(snapshots.count == 2)
+        let segments = try journalSegments(directory).map { ($0 as NSString).lastPathComponent }
+        #expect(segments.count == 2, "segments left: \(segments)")
+        #expect(!segments.contains("journal-00000000000000000001.log"))
+        #expect(try caller.call(RPCs.getStats, .init()).casesTotal == 3)
+    }
+
     @Test func shutdownWritesAFinalSnapshotAndExitsZero() throws {
         let directory = temporaryDataDirectory()
         let daemon = try DaemonProcess(dataDirectory: directory, arguments: ["--snapshot-interval", "0"])

@@ -38,9 +38,28 @@ struct SnapshotJob: Sendable {
     let takenAt: Millis
     let cases: TreeDictionary<String, Case>
     let answers: [Aftersales_Storage_V1_IdempotentAnswer]
+    /// The journal segments closed when the copy was taken: those the kept snapshots
+    /// cover are deleted by `run`, off the loop.
+    let closedSegments: [ClosedSegment]
 
-    /// Writes the snapshot file; the result carries either its figures or the error.
-    func run() -> Result<SnapshotInfo, Error> {
+    /// Writes the snapshot file, then deletes the journal segments the kept snapshots
+    /// cover; the outcome carries the snapshot's figures or its error.
+    func run() -> SnapshotOutcome {
+        let written = write()
+        guard case .success(let info) = written else { return SnapshotOutcome(snapshot: written) }
+        let covered = closedSegments.prefix { $0.end <= info.oldestKeptSequence }.map(\.path)
+        do {
+            try Journal.deleteSegments(covered, in: directory)
+            return SnapshotOutcome(snapshot: written, deletedSegments: covered)
+        } catch {
+            // Some may be gone: the loop forgets those whose files no longer exist.
+            let gone = covered.filter { !FileManager.default.fileExists(atPath: $0) }
+            return SnapshotOutcome(snapshot: written, deletedSegments: gone, deletionError: error)
+        }
+    }
+
+    /// Writes the snapshot file.
+    private func write() -> Result<SnapshotInfo, Error> {
         let header = Aftersales_Storage_V1_SnapshotHeader.with {
             $0.format = 1
             $0.lastSeq = seq
@@ -67,6 +86,16 @@ struct SnapshotJob: Sendable {
     }
 }
 
+/// What a background snapshot hands back to the loop.
+struct SnapshotOutcome: Sendable {
+    /// The snapshot's figures, or why it failed.
+    var snapshot: Result<SnapshotInfo, Error>
+    /// Journal segments deleted because the kept snapshots cover them, oldest first.
+    var deletedSegments: [String] = []
+    /// Why deleting the covered segments failed, if it did (the snapshot stands).
+    var deletionError: Error?
+}
+
 /// Three record sequences one after another, without materialising them.
 struct ChainedRecords<A: Sequence, B: Sequence, C: Sequence>: Sequence
 where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8] {
@@ -82,15 +111,15 @@ where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8] {
 /// The one place a background snapshot's result crosses back to the loop thread.
 final class SnapshotHandOff: @unchecked Sendable {
     private let lock = NSLock()
-    private var result: Result<SnapshotInfo, Error>?
+    private var result: SnapshotOutcome?
 
-    func put(_ value: Result<SnapshotInfo, Error>) {
+    func put(_ value: SnapshotOutcome) {
         lock.lock()
         result = value
         lock.unlock()
     }
 
-    func take() -> Result<SnapshotInfo, Error>? {
+    func take() -> SnapshotOutcome? {
         lock.lock()
         defer { lock.unlock() }
         let value = result
@@ -112,7 +141,7 @@ extension Daemon {
         snapshots.lastAt = now
         return SnapshotJob(directory: config.dataDirectory, seq: announcements.lastSeq, journalPosition: position,
                            nextCaseNumber: store.nextCaseNumber, takenAt: now,
-                           cases: store.cases, answers: idempotency.inOrder)
+                           cases: store.cases, answers: idempotency.inOrder, closedSegments: journal.closedSegments)
     }
 
     /// Periodic snapshots: every --snapshot-interval, when something changed.
@@ -170,20 +199,18 @@ extension Daemon {
         complete(job, result!, batch: &batch)
     }
 
-    func complete(_ job: SnapshotJob, _ result: Result<SnapshotInfo, Error>, batch: inout Batch) {
+    func complete(_ job: SnapshotJob, _ outcome: SnapshotOutcome, batch: inout Batch) {
         snapshots.inFlight = nil
-        switch result {
+        journal.forgetSegments(outcome.deletedSegments)
+        if let error = outcome.deletionError {
+            logger.warning("could not remove old journal segments", metadata: ["error": "\(error)"])
+        }
+        switch outcome.snapshot {
         case .success(let info):
             snapshots.lastSeq = job.seq
             snapshots.completedAt = clock.now()
             snapshots.lastDurationMs = Int64(info.durationMs.rounded())
             snapshots.lastBytes = info.bytes
-            // Keep the journal the older of the two kept snapshots needs, drop the rest.
-            do {
-                try journal.removeSegments(before: info.oldestKeptSequence)
-            } catch {
-                logger.warning("could not remove old journal segments", metadata: ["error": "\(error)"])
-            }
             logger.info("snapshot written", metadata: ["path": "\(info.path)", "seq": "\(job.seq)", "cases": "\(job.cases.count)",
                                                        "bytes": "\(info.bytes)", "ms": "\(Int64(info.durationMs.rounded()))"])
             for waiter in snapshots.waiting {

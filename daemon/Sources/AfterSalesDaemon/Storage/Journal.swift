@@ -96,6 +96,14 @@ public struct JournalReadResult: Sendable {
 }
 
 /// The write-ahead log. Used from the daemon loop thread only (not Sendable).
+/// A journal segment that is no longer appended to.
+public struct ClosedSegment: Sendable, Hashable {
+    /// The file.
+    public let path: String
+    /// Its records' sequence numbers are all below this.
+    public let end: UInt64
+}
+
 public final class Journal {
     static let prefix = "journal-"
     static let suffix = ".log"
@@ -266,16 +274,36 @@ public final class Journal {
     /// journal still reaches back to the older kept snapshot. Returns how many it deleted.
     @discardableResult
     public func removeSegments(before seq: UInt64) throws -> Int {
-        var removed = 0
-        while let first = olderSegments.first {
-            let end = olderSegments.count > 1 ? olderSegments[1].first : currentFirstSequence
-            guard end <= seq else { break }
-            try StorageIO.unlink(first.path)
-            olderSegments.removeFirst()
-            removed += 1
+        let covered = closedSegments.prefix { $0.end <= seq }.map(\.path)
+        try Journal.deleteSegments(covered, in: directory)
+        forgetSegments(covered)
+        return covered.count
+    }
+
+    /// The segments no longer appended to, oldest first, each with the sequence its
+    /// records end before. Plain values: a snapshot thread can pick from them what its
+    /// snapshot covers and delete those with `deleteSegments` off the loop (unlinking a
+    /// segment of hundreds of MiB takes a filesystem a few hundred milliseconds).
+    public var closedSegments: [ClosedSegment] {
+        olderSegments.indices.map { index in
+            ClosedSegment(path: olderSegments[index].path,
+                          end: index + 1 < olderSegments.count ? olderSegments[index + 1].first : currentFirstSequence)
         }
-        if removed > 0 { try StorageIO.syncDirectory(directory) }
-        return removed
+    }
+
+    /// Unlinks segment files (oldest first, so a crash midway leaves a contiguous
+    /// journal) and syncs the directory. Touches no `Journal`: safe on any thread.
+    public static func deleteSegments(_ paths: [String], in directory: String) throws {
+        guard !paths.isEmpty else { return }
+        for path in paths { try StorageIO.unlink(path) }
+        try StorageIO.syncDirectory(directory)
+    }
+
+    /// Drops deleted segments (oldest first, as `closedSegments` listed them) from the
+    /// journal's accounting.
+    public func forgetSegments(_ paths: [String]) {
+        let deleted = Set(paths)
+        olderSegments.removeAll { deleted.contains($0.path) }
     }
 
     /// Commits, syncs and closes. Later calls throw `.misuse`.
