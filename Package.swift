@@ -1,10 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The generated message types keep their fields in class-backed storage, and every field
-// access pays a dynamic exclusivity check (about a fifth of the daemon's instructions in
-// callgrind). Release builds of the message and daemon code skip those checks; debug
-// builds, and so every test, keep them.
+// The generated message types and the engine's `Case` keep their fields in class-backed
+// storage, and every field access pays a dynamic exclusivity check (about a fifth of the
+// daemon's instructions in callgrind). Release builds of the message, engine and daemon
+// code skip those checks; debug builds, and so every test, keep them.
 let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 // Layout: proto/ is the contract, Sources/ the shared libraries, daemon/ the daemon,
@@ -51,7 +51,8 @@ let package = Package(
             dependencies: [
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
 
         // MARK: daemon

@@ -342,17 +342,56 @@ extension StorageTests {
             #expect(try j.syncIfDue(now: t0 + .seconds(1)) == true)
             #expect(j.syncCount == 1)
             #expect(j.nextSyncDeadline == nil)
+            j.waitForBackgroundSync()
             #expect(try j.syncIfDue(now: t0 + .seconds(5)) == false)  // nothing unsynced
             // After a quiet spell, a commit syncs at once.
             try j.append([2])
             try j.commit(now: t0 + .seconds(5))
             #expect(j.syncCount == 2)
+            j.waitForBackgroundSync()
             try j.append([3])
             try j.commit(now: t0 + .milliseconds(5500))
             #expect(j.syncCount == 2)
             #expect(j.nextSyncDeadline == t0 + .seconds(6))
             #expect(try j.syncIfDue(now: t0 + .seconds(6)) == true)
             #expect(try Journal.readAll(directory: dir.path).records == [[1], [2], [3]])
+        }
+
+        @Test func everysecSyncsOffTheCallingThreadOneAtATime() throws {
+            let release = DispatchSemaphore(value: 0)
+            let calls = LockedCounter()
+            let sync = BackgroundSync { fd, _ in
+                calls.increment()
+                release.wait()
+                if fd == 99 { throw StorageError(.io, path: "x", "disk gone") }
+            }
+            defer { sync.stop() }
+            #expect(sync.begin(fd: 7, path: "a"))  // returns at once, the sync runs on
+            #expect(!sync.begin(fd: 7, path: "a"), "a second sync while one runs is postponed")
+            release.signal()
+            sync.waitUntilIdle()
+            #expect(calls.value == 1)
+            #expect(sync.failure == nil)
+            #expect(sync.begin(fd: 99, path: "b"))
+            release.signal()
+            sync.waitUntilIdle()
+            #expect(calls.value == 2)
+            #expect(sync.failure?.contains("disk gone") == true)
+        }
+
+        @Test func everysecJournalSyncsInTheBackgroundAndCloseWaitsForIt() throws {
+            let dir = StorageTestDir()
+            let t0 = ContinuousClock.now
+            let j = try Journal(directory: dir.path, fsync: .everysec, now: t0)
+            try j.append([1])
+            try j.commit(now: t0 + .milliseconds(10))
+            #expect(try j.syncIfDue(now: t0 + .seconds(1)))
+            j.waitForBackgroundSync()
+            try j.append([2])
+            try j.commit(now: t0 + .milliseconds(1500))
+            #expect(j.nextSyncDeadline == t0 + .seconds(2))
+            try j.close(now: t0 + .milliseconds(1600))
+            #expect(try Journal.readAll(directory: dir.path).records == [[1], [2]])
         }
 
         @Test func neverDoesNotSync() throws {
@@ -551,4 +590,12 @@ extension StorageTests {
             #expect(throws: StorageError.self) { try DataDirectoryLock(directory: notADir) }
         }
     }
+}
+
+/// A counter several threads may bump.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }

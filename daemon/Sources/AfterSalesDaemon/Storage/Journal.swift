@@ -23,7 +23,8 @@ import Darwin
 public enum FsyncPolicy: String, Sendable, CaseIterable {
     /// fdatasync in every `commit`: a reply leaves only after its batch is durable.
     case always
-    /// fdatasync at most once a second, in `commit` or `syncIfDue(now:)`.
+    /// fdatasync at most once a second, started by `commit` or `syncIfDue(now:)` and run
+    /// on a background thread, so the loop never waits for the disk.
     case everysec
     /// Never sync; the kernel writes back when it likes.
     case never
@@ -120,7 +121,7 @@ public final class Journal {
     public private(set) var recoveredTornTail: TornTail?
     /// Committed (written) bytes not yet covered by an fdatasync.
     public private(set) var hasUnsyncedData = false
-    /// When the journal last synced (or was opened).
+    /// When the journal last synced or, with `.everysec`, last started a background sync (or was opened).
     public private(set) var lastSync: ContinuousClock.Instant
     /// fdatasync calls made so far (for stats and tests).
     public private(set) var syncCount = 0
@@ -132,6 +133,10 @@ public final class Journal {
     private var buffer: [UInt8] = []
     private var committedNextSequence: UInt64
     private var failure: String?
+    /// When to try again to start a sync the running one held back.
+    private var postponedUntil: ContinuousClock.Instant?
+    /// everysec's fdatasync thread (nil with the other policies).
+    private let backgroundSync: BackgroundSync?
 
     /// Bytes appended but not yet written by `commit`.
     public var pendingBytes: Int { buffer.count }
@@ -142,7 +147,8 @@ public final class Journal {
     /// When `syncIfDue` will next have work: with `.everysec` and unsynced data, one
     /// second after the last sync; otherwise nil. Use it in the poll timeout.
     public var nextSyncDeadline: ContinuousClock.Instant? {
-        fsyncPolicy == .everysec && hasUnsyncedData ? lastSync + .seconds(1) : nil
+        guard fsyncPolicy == .everysec && hasUnsyncedData else { return nil }
+        return max(lastSync + .seconds(1), postponedUntil ?? lastSync)
     }
 
     /// Opens the journal in `directory` (created if missing) for appending.
@@ -158,6 +164,7 @@ public final class Journal {
         self.directory = directory
         self.fsyncPolicy = fsync
         self.lastSync = now
+        self.backgroundSync = fsync == .everysec ? BackgroundSync() : nil
         self.currentSegmentPath = ""
         self.currentFirstSequence = nextSequence
         self.nextSequence = nextSequence
@@ -189,6 +196,8 @@ public final class Journal {
     }
 
     deinit {
+        backgroundSync?.waitUntilIdle()
+        backgroundSync?.stop()
         if fd >= 0 { StorageIO.close(fd) }
     }
 
@@ -235,17 +244,30 @@ public final class Journal {
         }
     }
 
-    /// With `.everysec`: fdatasync if committed data is unsynced and a second has passed
-    /// since the last sync; returns whether it synced. Call it from the loop (see
-    /// `nextSyncDeadline`) so data is not left unsynced when traffic stops. With other
-    /// policies it does nothing.
+    /// With `.everysec`: starts a background fdatasync if committed data is unsynced, a
+    /// second has passed since the last one started and it has finished; returns whether
+    /// it started one. Call it from the loop (see `nextSyncDeadline`) so data is not left
+    /// unsynced when traffic stops. With other policies it does nothing. A failed
+    /// background sync makes the journal unusable, as a failed `commit` sync does.
     @discardableResult
     public func syncIfDue(now: ContinuousClock.Instant = .now) throws -> Bool {
         try checkUsable()
-        guard fsyncPolicy == .everysec, hasUnsyncedData, now - lastSync >= .seconds(1) else { return false }
-        try sync(now: now)
+        guard fsyncPolicy == .everysec, hasUnsyncedData, now - lastSync >= .seconds(1),
+              let backgroundSync else { return false }
+        guard backgroundSync.begin(fd: fd, path: currentSegmentPath) else {
+            // The last one is still running (a slow disk): look again shortly, not in a spin.
+            postponedUntil = now + .milliseconds(10)
+            return false
+        }
+        postponedUntil = nil
+        hasUnsyncedData = false
+        lastSync = now
+        syncCount += 1
         return true
     }
+
+    /// Waits for a background sync in flight to finish.
+    func waitForBackgroundSync() { backgroundSync?.waitUntilIdle() }
 
     /// Drops appended records not yet committed (e.g. after a failed `commit` the daemon
     /// chose to roll back); their sequence numbers are reused.
@@ -311,6 +333,8 @@ public final class Journal {
         guard fd >= 0 else { return }
         try commit(now: now)
         if hasUnsyncedData { try sync(now: now) }
+        backgroundSync?.waitUntilIdle()
+        backgroundSync?.stop()
         StorageIO.close(fd)
         fd = -1
         failure = "journal \(currentSegmentPath) is closed"
@@ -396,10 +420,15 @@ public final class Journal {
     // MARK: private
 
     private func checkUsable() throws {
+        if failure == nil, let failed = backgroundSync?.failure { failure = failed }
         if let failure { throw StorageError(.io, path: currentSegmentPath, "journal unusable: \(failure)") }
     }
 
+    /// fdatasync on this thread, after any background one (used where the caller needs
+    /// the data durable now: `.always`, rotation, close).
     private func sync(now: ContinuousClock.Instant) throws {
+        backgroundSync?.waitUntilIdle()
+        try checkUsable()
         do {
             try StorageIO.dataSync(fd, path: currentSegmentPath)
         } catch {
@@ -412,6 +441,7 @@ public final class Journal {
     }
 
     private func closeCurrentSegment() throws {
+        backgroundSync?.waitUntilIdle()
         olderSegments.append((currentFirstSequence, currentSegmentPath, currentSize))
         StorageIO.close(fd)
         fd = -1
