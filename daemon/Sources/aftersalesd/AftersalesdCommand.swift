@@ -29,7 +29,7 @@ struct AftersalesdCommand: ParsableCommand {
     var pub: String?
     @Option(help: "Directory for the journal and snapshots. (env AFTERSALES_DATA_DIR, default var/aftersales)")
     var dataDir: String?
-    @Option(help: "always: no reply before its batch is on disk; everysec: sync at most once a second; never: leave it to the OS. (env AFTERSALES_FSYNC, default always)")
+    @Option(help: "always: no reply before its batch is on disk; everysec: sync once a second on a background thread (a crash may lose the last second); never: leave it to the OS. (env AFTERSALES_FSYNC, default always)")
     var fsync: String?
     @Option(help: "Snapshot this often when something changed; 0 = only on TakeSnapshot and at shutdown. (env AFTERSALES_SNAPSHOT_INTERVAL, default 60s)")
     var snapshotInterval: String?
