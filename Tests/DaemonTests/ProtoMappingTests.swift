@@ -64,6 +64,20 @@ import Testing
         #expect(throws: StoredCaseError.self) { try Case(stored: stored) }
     }
 
+    @Test func aStoredCaseWhoseIDTheStoreDidNotMakeIsRefusedNotTrusted() {
+        var stored = Aftersales_V1_Case()
+        stored.type = .refundOnly
+        stored.delivery = .signed
+        stored.status = .awaitingMerchantReview
+        for id in ["", "AS12", "XX0000000001", "AS00000000O1"] {
+            stored.caseID = id
+            let error = #expect(throws: StoredCaseError.self) { try Case(stored: stored) }
+            #expect(error?.field == "case_id")
+        }
+        stored.caseID = "AS0000000001"
+        #expect(throws: Never.self) { try Case(stored: stored) }
+    }
+
     @Test func requestIDIsReadFromTheHeadOfAnUndecodableEnvelope() {
         #expect(Daemon.leadingRequestID([0x08, 0x96, 0x01, 0xff]) == 150)
         #expect(Daemon.leadingRequestID([0x12, 0x00]) == 0)

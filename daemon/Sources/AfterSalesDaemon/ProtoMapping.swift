@@ -68,6 +68,8 @@ extension Case {
             guard let mapped: E = EnumMapping.engine(value) else { throw StoredCaseError(caseID: p.caseID, field: field) }
             return mapped
         }
+        // The store indexes cases by the number in their id; one it did not make is damage.
+        guard CaseStore.caseNumber(of: p.caseID) != nil else { throw StoredCaseError(caseID: p.caseID, field: "case_id") }
         self.init(
             caseID: p.caseID, orderID: p.orderID, orderLineID: p.orderLineID, consumerID: p.consumerID,
             merchantID: p.merchantID, category: p.category, reason: p.reason,
