@@ -44,6 +44,8 @@ public struct CaseStore: Sendable {
     private var numbersByConsumer: [String: [UInt64]] = [:]
     private var deadlines = DeadlineQueue()
     private var liveDeadlineCount = 0
+    /// Deadlines of restored cases, gathered by `restore` and queued by `finishRestoring`.
+    private var restoredDeadlines: [ScheduledDeadline] = []
 
     /// An empty store.
     public init(config: EngineConfig = EngineConfig()) {
@@ -57,18 +59,39 @@ public struct CaseStore: Sendable {
     public init<S: Sequence>(config: EngineConfig = EngineConfig(), restoring restored: S, nextCaseNumber: UInt64)
     where S.Element == Case {
         self.init(config: config)
-        var highest: UInt64 = 0
-        for item in restored {
-            let number = Self.indexNumber(of: item.caseID)
-            cases[item.caseID] = item
-            index(item, number: number, replacing: nil)
-            highest = max(highest, number)
+        for item in restored { restore(item) }
+        finishRestoring(nextCaseNumber: nextCaseNumber)
+    }
+
+    /// Adds one persisted case to a store being rebuilt (a new, empty store; no `apply`
+    /// before `finishRestoring`). The non-generic form of `init(restoring:)`, for callers
+    /// that stream cases in from another module without paying for generic dispatch.
+    public mutating func restore(_ item: Case) {
+        cases[item.caseID] = item
+        index(item, number: Self.indexNumber(of: item.caseID), replacing: nil)
+        if let deadline = item.deadline {
+            restoredDeadlines.append(ScheduledDeadline(dueAt: deadline.dueAt, caseID: item.caseID, kind: deadline.kind))
         }
+    }
+
+    /// Makes room for `count` restored cases in the indexes, so a rebuild does not grow
+    /// them step by step (optional; call before the first `restore`).
+    public mutating func reserveCapacityForRestoring(_ count: Int) {
+        openCaseByOrderLine.reserveCapacity(count)
+        restoredDeadlines.reserveCapacity(count)
+    }
+
+    /// Ends a rebuild: orders the per-party indexes, sets the id counter (at least past
+    /// the highest restored id) and builds the deadline queue.
+    public mutating func finishRestoring(nextCaseNumber: UInt64) {
         // Restored cases arrive in any order; the per-party lists must be ascending.
         numbersByMerchant = numbersByMerchant.mapValues { $0.sorted() }
         numbersByConsumer = numbersByConsumer.mapValues { $0.sorted() }
+        // Every case is on exactly one merchant's list, so the lists' ends give the highest.
+        let highest = numbersByMerchant.values.lazy.compactMap(\.last).max() ?? 0
         self.nextCaseNumber = max(nextCaseNumber, highest + 1)
-        rebuildDeadlines()
+        deadlines.rebuild(from: restoredDeadlines)
+        restoredDeadlines = []
     }
 
     // MARK: - Writing

@@ -39,6 +39,7 @@ enum Recovery {
         var snapshotPath: String?
         var journalPosition: UInt64 = 1
         var snapshotNextCaseNumber: UInt64 = 0
+        var snapshotCaseCount = 0
 
         // The snapshot's items are decoded on a second thread while this one reads the
         // journal and then builds the store from the cases as they arrive.
@@ -61,6 +62,8 @@ enum Recovery {
             nextCaseNumber = header.nextCaseNumber
             snapshotNextCaseNumber = header.nextCaseNumber
             snapshotSeq = header.lastSeq
+            // The header's count sizes the indexes; the file's record count bounds it.
+            snapshotCaseCount = Int(min(header.caseCount, UInt64(snapshot.count)))
             announcements.advance(to: header.lastSeq)
             feed = SnapshotFeed.start(snapshot)
         }
@@ -110,9 +113,12 @@ enum Recovery {
             let mayBeInSnapshot = Set(journalCases.keys.lazy.filter { id in
                 CaseStore.caseNumber(of: id).map { $0 < snapshotNextCaseNumber } ?? true
             })
-            store = CaseStore(config: config.engine,
-                              restoring: RestoredCases(feed: feed, replaced: mayBeInSnapshot, journal: journalCases),
-                              nextCaseNumber: nextCaseNumber)
+            var restoring = CaseStore(config: config.engine)
+            restoring.reserveCapacityForRestoring(snapshotCaseCount + journalCases.count)
+            var cases = RestoredCases(feed: feed, replaced: mayBeInSnapshot, journal: journalCases)
+            while let item = cases.next() { restoring.restore(item) }
+            restoring.finishRestoring(nextCaseNumber: nextCaseNumber)
+            store = restoring
             feed.cancelAndWait()
             if let error = feed.failure { throw error }
             for answer in feed.answers { idempotency.remember(answer) }
@@ -184,12 +190,12 @@ final class SnapshotFeed: @unchecked Sendable {
         chunk.reserveCapacity(Self.chunkSize)
         do {
             items: for index in 1..<snapshot.count {
-                let item = try snapshot.withRecord(index) {
-                    try Recovery.parse(Aftersales_Storage_V1_SnapshotItem.self, $0, in: snapshot.path)
+                let item = try snapshot.withRecord(index) { bytes in
+                    try Self.decodeItem(bytes, index: index, in: snapshot.path)
                 }
-                switch item.item {
-                case .case(let stored)?:
-                    chunk.append(try Case(stored: stored))
+                switch item {
+                case .storedCase(let restored)?:
+                    chunk.append(restored)
                     if chunk.count == Self.chunkSize {
                         if !hand(&chunk) { break items }
                     }
@@ -205,6 +211,19 @@ final class SnapshotFeed: @unchecked Sendable {
         done = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// One snapshot record, read by the direct decoder (CaseWireDecoder.swift). A case
+    /// this build cannot hold throws its `StoredCaseError`; bytes that are not protobuf
+    /// throw a `RecoveryError` naming the file and the record.
+    private static func decodeItem(_ bytes: UnsafeRawBufferPointer, index: Int, in path: String) throws -> CaseWireDecoder.SnapshotItem? {
+        do {
+            return try CaseWireDecoder.decodeSnapshotItem(bytes)
+        } catch .invalid(let error) {
+            throw error
+        } catch {
+            throw RecoveryError(description: "\(path): record \(index) does not parse as \(Aftersales_Storage_V1_SnapshotItem.protoMessageName) (\(error)); refusing to start")
+        }
     }
 
     /// Passes `chunk` on (reversed, so the taker can pop cases off its end without copying

@@ -1,0 +1,106 @@
+@testable import AfterSalesDaemon
+import AfterSalesProto
+import CaseEngine
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// The direct decoder start-up reads snapshots with must agree with SwiftProtobuf +
+/// `Case(stored:)` on every input: the same case where they accept, a failure where
+/// they refuse.
+@Suite struct CaseWireDecoderTests {
+    /// What the reference path makes of `bytes`: the case, or nil if it refuses them.
+    func reference(_ bytes: [UInt8]) -> Case? {
+        guard let message = try? Aftersales_V1_Case(serializedBytes: bytes) else { return nil }
+        return try? Case(stored: message)
+    }
+
+    func direct(_ bytes: [UInt8]) -> Case? {
+        bytes.withUnsafeBytes { try? CaseWireDecoder.decodeCase($0) }
+    }
+
+    @Test func decodesWhatTheEncoderWritesOnEveryPath() throws {
+        for c in try WireEncodingTests().casesAlongEveryPath() {
+            let bytes = EncodedCase(c).full
+            #expect(direct(bytes) == c, "case \(c.caseID)")
+        }
+    }
+
+    @Test func readsOtherValidEncodingsAsSwiftProtobufDoes() throws {
+        let c = try WireEncodingTests().casesAlongEveryPath()[0]
+        var message = Aftersales_V1_Case(c)
+        // Unknown fields of every wire type, and an enum number this build does not know.
+        var unknown: [UInt8] = []
+        unknown += [0xA8, 0x1F, 0x05]                            // field 501 varint
+        unknown += [0xB1, 0x1F] + [UInt8](repeating: 1, count: 8)  // field 502 fixed64
+        unknown += [0xBA, 0x1F, 0x02, 0x41, 0x42]                // field 503 bytes
+        unknown += [0xC5, 0x1F] + [UInt8](repeating: 2, count: 4)  // field 504 fixed32
+        unknown += [0xCB, 0x1F, 0x08, 0x01, 0xCC, 0x1F]          // field 505 group holding a varint
+        message.signals.logisticsAnomalies.append(.UNRECOGNIZED(77))
+        let swiftProtobufBytes: [UInt8] = try message.serializedBytes() + unknown
+        #expect(reference(swiftProtobufBytes) == c)
+        #expect(direct(swiftProtobufBytes) == c)
+
+        // Unpacked repeated enum, fields out of order, a scalar repeated (the last wins)
+        // and a message field split in two (merged).
+        var reordered: [UInt8] = [0x68, 0x01]                    // status = 1 (overwritten below)
+        reordered += try message.serializedBytes()
+        reordered += [0x72, 0x02, 0x08, 0x03]                    // signals { logistics_anomalies: 3 } unpacked
+        let expected = reference(reordered)
+        #expect(expected != nil)
+        #expect(direct(reordered) == expected)
+    }
+
+    @Test func refusesWhatTheReferenceRefuses() throws {
+        var message = Aftersales_V1_Case(try WireEncodingTests().casesAlongEveryPath()[1])
+        message.status = .UNRECOGNIZED(99)
+        let unknownStatus: [UInt8] = try message.serializedBytes()
+        #expect(reference(unknownStatus) == nil)
+        #expect(throws: CaseWireDecoder.Failure.self) { try unknownStatus.withUnsafeBytes { try CaseWireDecoder.decodeCase($0) } }
+        let invalidUTF8: [UInt8] = [0x0A, 0x02, 0xC3, 0x28]
+        #expect(reference(invalidUTF8) == nil && direct(invalidUTF8) == nil)
+        let elevenByteVarint: [UInt8] = [0x50] + [UInt8](repeating: 0xFF, count: 10) + [0x01]
+        #expect(reference(elevenByteVarint) == nil && direct(elevenByteVarint) == nil)
+    }
+
+    /// Thousands of damaged encodings (bytes flipped, cut short, inserted): the direct
+    /// decoder never crashes, and accepts exactly when the reference does, with the same case.
+    @Test func agreesWithTheReferenceOnDamagedBytes() throws {
+        var generator = SplitMix64(seed: 0xA5_7E_5A_1E)
+        let originals = try WireEncodingTests().casesAlongEveryPath().map { EncodedCase($0).full }
+        var accepted = 0, refused = 0
+        for round in 0..<6_000 {
+            var bytes = originals[round % originals.count]
+            for _ in 0...Int(generator.next() % 3) {
+                let at = Int(generator.next() % UInt64(bytes.count))
+                switch generator.next() % 4 {
+                case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (generator.next() % 8))
+                case 1: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
+                case 2: bytes.removeSubrange(at...)
+                default: bytes.insert(UInt8(truncatingIfNeeded: generator.next()), at: at)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            let expected = reference(bytes)
+            let actual = direct(bytes)
+            #expect(actual == expected, "round \(round): bytes \(bytes.map { String($0, radix: 16) }.joined(separator: " "))")
+            if expected == nil { refused += 1 } else { accepted += 1 }
+            if actual != expected { break }
+        }
+        // Both outcomes must have been exercised for the comparison to mean something.
+        #expect(accepted > 500 && refused > 500, "accepted \(accepted), refused \(refused)")
+    }
+}
+
+/// A small deterministic generator, so a failing round can be replayed.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,431 @@
+// The reverse of CaseWireEncoder, for start-up: a snapshot holds every case, and decoding
+// each through the generated `Aftersales_V1_Case` and then converting it (class-backed
+// storage, a generic visitor per field, a metadata lookup per enum) took ~6 µs a case,
+// most of a restart. This reads protobuf bytes straight into the engine's `Case`.
+//
+// It reads as SwiftProtobuf does: fields in any order, unknown fields skipped (and a known
+// field with an unexpected wire type treated as unknown), repeated enums packed or not, a
+// message field seen twice merged, the last scalar winning. It refuses what SwiftProtobuf
+// refuses (truncation, overlong varints, invalid UTF-8, field number 0, bad wire types)
+// and what `Case(stored:)` refuses (an unknown value in a required enum, an id the store
+// did not make). `CaseWireDecoderTests` holds it to both on valid and on damaged bytes.
+import AfterSalesProto
+import CaseEngine
+
+enum CaseWireDecoder {
+    /// Why bytes are not a case.
+    enum Failure: Error, CustomStringConvertible {
+        /// Not valid protobuf for the message.
+        case malformed(String)
+        /// Valid protobuf, but not a case this build can hold.
+        case invalid(StoredCaseError)
+
+        var description: String {
+            switch self {
+            case .malformed(let why): return "malformed protobuf: \(why)"
+            case .invalid(let error): return error.description
+            }
+        }
+    }
+
+    /// Decodes one `aftersales.v1.Case`.
+    static func decodeCase(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Case {
+        var reader = WireReader(bytes)
+        var fields = CaseFields()
+        try fields.merge(&reader)
+        return try fields.build()
+    }
+}
+
+extension CaseWireDecoder {
+    /// What one snapshot record holds.
+    enum SnapshotItem {
+        case storedCase(Case)
+        case answer(Aftersales_Storage_V1_IdempotentAnswer)
+    }
+
+    /// Decodes one `aftersales.storage.v1.SnapshotItem` (a oneof: the last member given
+    /// wins, as in SwiftProtobuf); nil if it holds neither member.
+    static func decodeSnapshotItem(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> SnapshotItem? {
+        var reader = WireReader(bytes)
+        var item: SnapshotItem?
+        while !reader.isAtEnd {
+            let (field, wt) = try reader.tag()
+            switch field {
+            case 1:
+                guard try reader.accepts(field, wt, 2) else { continue }
+                item = .storedCase(try decodeCase(try reader.lengthDelimited()))
+            case 2:
+                guard try reader.accepts(field, wt, 2) else { continue }
+                let body = try reader.lengthDelimited()
+                do {
+                    var answer = Aftersales_Storage_V1_IdempotentAnswer()
+                    try answer.merge(serializedBytes: RawSpan(_unsafeBytes: body))
+                    item = .answer(answer)
+                } catch {
+                    throw .malformed("idempotent answer: \(error)")
+                }
+            default: try reader.skip(field: field, wireType: wt)
+            }
+        }
+        return item
+    }
+}
+
+// MARK: - Reading the wire
+
+/// A cursor over protobuf bytes.
+private struct WireReader {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var isAtEnd: Bool { position >= bytes.count }
+
+    mutating func varint() throws(CaseWireDecoder.Failure) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard position < bytes.count else { throw .malformed("truncated varint") }
+            guard shift <= 63 else { throw .malformed("varint longer than ten bytes") }
+            let byte = bytes[position]
+            position += 1
+            result |= UInt64(byte & 0x7F) &<< shift
+            if byte < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    /// The next field's number and wire type.
+    mutating func tag() throws(CaseWireDecoder.Failure) -> (field: UInt64, wireType: UInt64) {
+        let key = try varint()
+        let field = key >> 3
+        guard field > 0, key < UInt64(UInt32.max), key & 7 <= 5 else { throw .malformed("tag \(key)") }
+        return (field, key & 7)
+    }
+
+    mutating func lengthDelimited() throws(CaseWireDecoder.Failure) -> UnsafeRawBufferPointer {
+        let length = try varint()
+        guard length <= UInt64(bytes.count - position) else { throw .malformed("length \(length) runs past the end") }
+        let start = position
+        position += Int(length)
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<position])
+    }
+
+    /// Skips a field this reader does not know (or a group, to its end).
+    mutating func skip(field: UInt64, wireType: UInt64) throws(CaseWireDecoder.Failure) {
+        switch wireType {
+        case 0: _ = try varint()
+        case 1: try advance(8)
+        case 2: _ = try lengthDelimited()
+        case 5: try advance(4)
+        case 3:
+            while true {
+                let (inner, innerType) = try tag()
+                if innerType == 4 {
+                    guard inner == field else { throw .malformed("group \(field) closed as \(inner)") }
+                    return
+                }
+                try skip(field: inner, wireType: innerType)
+            }
+        default: throw .malformed("wire type \(wireType) for field \(field)")
+        }
+    }
+
+    private mutating func advance(_ count: Int) throws(CaseWireDecoder.Failure) {
+        guard count <= bytes.count - position else { throw .malformed("truncated fixed-width field") }
+        position += count
+    }
+}
+
+/// Typed reads of one field's value; the caller has checked the wire type (`accepts`).
+private extension WireReader {
+    /// Whether field `field` arrived with the wire type it is declared with (`expected`;
+    /// `packable` for a repeated enum, which may come packed or not). If not, it is
+    /// skipped as an unknown field, as SwiftProtobuf does, and the answer is false.
+    mutating func accepts(_ field: UInt64, _ wireType: UInt64, _ expected: UInt64, packable: Bool = false) throws(CaseWireDecoder.Failure) -> Bool {
+        if wireType == expected || (packable && wireType == 0) { return true }
+        try skip(field: field, wireType: wireType)
+        return false
+    }
+
+    mutating func int64() throws(CaseWireDecoder.Failure) -> Int64 { Int64(bitPattern: try varint()) }
+
+    mutating func uint32() throws(CaseWireDecoder.Failure) -> UInt32 { UInt32(truncatingIfNeeded: try varint()) }
+
+    mutating func string() throws(CaseWireDecoder.Failure) -> String {
+        let raw = try lengthDelimited()
+        guard let text = String(validating: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
+            throw .malformed("invalid UTF-8 in a string")
+        }
+        return text
+    }
+
+    /// A proto3 enum's number (int32 on the wire).
+    mutating func enumNumber() throws(CaseWireDecoder.Failure) -> Int { Int(Int32(truncatingIfNeeded: try varint())) }
+
+    /// Appends a repeated enum's numbers, packed (wire type 2) or one per field.
+    mutating func enumNumbers(_ wireType: UInt64, into numbers: inout [Int]) throws(CaseWireDecoder.Failure) {
+        guard wireType == 2 else {
+            numbers.append(try enumNumber())
+            return
+        }
+        var packed = WireReader(try lengthDelimited())
+        while !packed.isAtEnd { numbers.append(try packed.enumNumber()) }
+    }
+
+    /// A nested message's bytes.
+    mutating func message() throws(CaseWireDecoder.Failure) -> WireReader { WireReader(try lengthDelimited()) }
+}
+
+/// An engine enum from its proto number (declaration order + 1), as `EnumMapping.engine`:
+/// nil for UNSPECIFIED and for numbers this build does not know.
+private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] {
+    E.allCases.indices.contains(number - 1) ? E.allCases[number - 1] : nil
+}
+
+// MARK: - Messages, field by field (numbers from proto/aftersales/v1/case.proto)
+
+private struct CaseFields {
+    var caseID = "", orderID = "", orderLineID = "", consumerID = "", merchantID = "", category = "", reason = ""
+    var type = 0, delivery = 0, returnShippingPayer = 0, status = 0, closeReason = 0, refundReason = 0
+    var paidAmount: Int64 = 0, refundAmount: Int64 = 0, pausedReviewRemaining: Int64 = 0
+    var createdAt: Int64 = 0, updatedAt: Int64 = 0
+    var version: UInt64 = 0
+    var signals = SignalsFields()
+    var proposal: ProposalFields?
+    var merchantOffer: OfferFields?
+    var deadline: DeadlineFields?
+    var returnShipment: ShipmentFields?
+    var history: [HistoryFields] = []
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case 2: if try r.accepts(field, wt, 2) { orderID = try r.string() }
+            case 3: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
+            case 4: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case 5: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case 6: if try r.accepts(field, wt, 2) { category = try r.string() }
+            case 7: if try r.accepts(field, wt, 2) { reason = try r.string() }
+            case 8: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case 9: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
+            case 10: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
+            case 11: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case 12: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case 13: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
+            case 14: if try r.accepts(field, wt, 2) { var m = try r.message(); try signals.merge(&m) }
+            case 15: if try r.accepts(field, wt, 2) { var m = try r.message(); var p = proposal ?? ProposalFields(); try p.merge(&m); proposal = p }
+            case 16: if try r.accepts(field, wt, 2) { var m = try r.message(); var o = merchantOffer ?? OfferFields(); try o.merge(&m); merchantOffer = o }
+            case 17: if try r.accepts(field, wt, 2) { var m = try r.message(); var d = deadline ?? DeadlineFields(); try d.merge(&m); deadline = d }
+            case 18: if try r.accepts(field, wt, 0) { pausedReviewRemaining = try r.int64() }
+            case 19: if try r.accepts(field, wt, 2) { var m = try r.message(); var s = returnShipment ?? ShipmentFields(); try s.merge(&m); returnShipment = s }
+            case 20: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
+            case 21: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
+            case 22: if try r.accepts(field, wt, 0) { createdAt = try r.int64() }
+            case 23: if try r.accepts(field, wt, 0) { updatedAt = try r.int64() }
+            case 24: if try r.accepts(field, wt, 0) { version = try r.varint() }
+            case 25: if try r.accepts(field, wt, 2) { var m = try r.message(); var h = HistoryFields(); try h.merge(&m); history.append(h) }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+
+    func build() throws(CaseWireDecoder.Failure) -> Case {
+        func required<E: CaseIterable>(_ number: Int, _ field: String) throws(CaseWireDecoder.Failure) -> E where E.AllCases == [E] {
+            guard let value: E = engine(number) else { throw .invalid(StoredCaseError(caseID: caseID, field: field)) }
+            return value
+        }
+        guard CaseStore.caseNumber(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
+        return Case(
+            caseID: caseID, orderID: orderID, orderLineID: orderLineID, consumerID: consumerID, merchantID: merchantID,
+            category: category, reason: reason, type: try required(type, "type"), delivery: try required(delivery, "delivery"),
+            paidAmount: paidAmount, refundAmount: refundAmount, returnShippingPayer: engine(returnShippingPayer),
+            status: try required(status, "status"), signals: signals.build(),
+            proposal: try proposal.map { p throws(CaseWireDecoder.Failure) in
+                Proposal(issuedAt: p.issuedAt, expiresAt: p.expiresAt, state: try required(p.state, "proposal.state"),
+                         issueKind: try required(p.issueKind, "proposal.issue_kind"), reasons: p.reasons, score: p.score,
+                         decidedAt: p.decidedAt == 0 ? nil : p.decidedAt)
+            },
+            merchantOffer: try merchantOffer.map { o throws(CaseWireDecoder.Failure) in
+                MerchantOffer(type: try required(o.type, "merchant_offer.type"), refundAmount: o.refundAmount,
+                              returnShippingPayer: engine(o.returnShippingPayer), note: o.note, offeredAt: o.offeredAt,
+                              expiresAt: o.expiresAt, state: try required(o.state, "merchant_offer.state"))
+            },
+            deadline: try deadline.map { d throws(CaseWireDecoder.Failure) in
+                Deadline(kind: try required(d.kind, "deadline.kind"), dueAt: d.dueAt)
+            },
+            pausedReviewRemaining: pausedReviewRemaining == 0 ? nil : pausedReviewRemaining,
+            returnShipment: returnShipment.map { ReturnShipment(carrier: $0.carrier, trackingNumber: $0.trackingNumber, shippedAt: $0.shippedAt) },
+            closeReason: engine(closeReason), refundReason: engine(refundReason),
+            createdAt: createdAt, updatedAt: updatedAt, version: version,
+            history: try history.map { h throws(CaseWireDecoder.Failure) in try h.build(caseID: caseID) })
+    }
+}
+
+private struct SignalsFields {
+    var anomalies: [Int] = []
+    var evidence: [Evidence] = []
+    var violations: UInt32 = 0, complaintRate: UInt32 = 0, refundOnlyCount: UInt32 = 0
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &anomalies) }
+            case 2:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message()
+                var e = EvidenceFields()
+                try e.merge(&m)
+                // Evidence of a kind this build does not know is dropped, as Signals(stored:) does.
+                if let kind: EvidenceKind = engine(e.kind) {
+                    evidence.append(Evidence(kind: kind, tags: e.tags.compactMap { engine($0) }, description: e.description,
+                                             uri: e.uri, addedAt: e.addedAt))
+                }
+            case 3: if try r.accepts(field, wt, 0) { violations = try r.uint32() }
+            case 4: if try r.accepts(field, wt, 0) { complaintRate = try r.uint32() }
+            case 5: if try r.accepts(field, wt, 0) { refundOnlyCount = try r.uint32() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+
+    func build() -> Signals {
+        Signals(logisticsAnomalies: anomalies.compactMap { engine($0) }, evidence: evidence, merchantViolations90d: violations,
+                merchantComplaintRateBasisPoints: complaintRate, consumerRefundOnlyCount30d: refundOnlyCount)
+    }
+}
+
+private struct EvidenceFields {
+    var kind = 0
+    var tags: [Int] = []
+    var description = "", uri = ""
+    var addedAt: Int64 = 0
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case 2: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &tags) }
+            case 3: if try r.accepts(field, wt, 2) { description = try r.string() }
+            case 4: if try r.accepts(field, wt, 2) { uri = try r.string() }
+            case 5: if try r.accepts(field, wt, 0) { addedAt = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+private struct ProposalFields {
+    var issuedAt: Int64 = 0, expiresAt: Int64 = 0, decidedAt: Int64 = 0
+    var state = 0, issueKind = 0
+    var reasons: [String] = []
+    var score: Int32 = 0
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 0) { issuedAt = try r.int64() }
+            case 2: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
+            case 3: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            case 4: if try r.accepts(field, wt, 0) { issueKind = try r.enumNumber() }
+            case 5: if try r.accepts(field, wt, 2) { reasons.append(try r.string()) }
+            case 6: if try r.accepts(field, wt, 0) { score = Int32(truncatingIfNeeded: try r.int64()) }
+            case 7: if try r.accepts(field, wt, 0) { decidedAt = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+private struct OfferFields {
+    var type = 0, returnShippingPayer = 0, state = 0
+    var refundAmount: Int64 = 0, offeredAt: Int64 = 0, expiresAt: Int64 = 0
+    var note = ""
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case 2: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case 3: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case 4: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case 5: if try r.accepts(field, wt, 0) { offeredAt = try r.int64() }
+            case 6: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
+            case 7: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+private struct DeadlineFields {
+    var kind = 0
+    var dueAt: Int64 = 0
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case 2: if try r.accepts(field, wt, 0) { dueAt = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+private struct ShipmentFields {
+    var carrier = "", trackingNumber = ""
+    var shippedAt: Int64 = 0
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 2) { carrier = try r.string() }
+            case 2: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
+            case 3: if try r.accepts(field, wt, 0) { shippedAt = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+private struct HistoryFields {
+    var at: Int64 = 0
+    var actor = 0, fromStatus = 0, toStatus = 0
+    var actorID = "", action = "", note = ""
+
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch field {
+            case 1: if try r.accepts(field, wt, 0) { at = try r.int64() }
+            case 2: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
+            case 3: if try r.accepts(field, wt, 2) { actorID = try r.string() }
+            case 4: if try r.accepts(field, wt, 2) { action = try r.string() }
+            case 5: if try r.accepts(field, wt, 0) { fromStatus = try r.enumNumber() }
+            case 6: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
+            case 7: if try r.accepts(field, wt, 2) { note = try r.string() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+
+    func build(caseID: String) throws(CaseWireDecoder.Failure) -> HistoryEntry {
+        guard let actor: Party = engine(actor) else { throw .invalid(StoredCaseError(caseID: caseID, field: "history.actor")) }
+        guard let toStatus: CaseStatus = engine(toStatus) else {
+            throw .invalid(StoredCaseError(caseID: caseID, field: "history.to_status"))
+        }
+        return HistoryEntry(at: at, actor: actor, actorID: actorID, action: action, fromStatus: engine(fromStatus),
+                            toStatus: toStatus, note: note)
+    }
+}
