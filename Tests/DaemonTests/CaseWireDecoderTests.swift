@@ -92,6 +92,60 @@ import Testing
     }
 }
 
+extension CaseWireDecoderTests {
+    /// Journal entries: the case read directly, the rest through SwiftProtobuf, must equal
+    /// reading the whole entry through SwiftProtobuf — on valid and on damaged bytes.
+    @Test func journalEntriesDecodeAsTheReferenceDoes() throws {
+        let cases = try WireEncodingTests().casesAlongEveryPath()
+        func referenceEntry(_ bytes: [UInt8]) -> (Case, Aftersales_Storage_V1_JournalEntry)? {
+            guard var entry = try? Aftersales_Storage_V1_JournalEntry(serializedBytes: bytes),
+                  let c = try? Case(stored: entry.case) else { return nil }
+            entry.clearCase()
+            return (c, entry)
+        }
+        func directEntry(_ bytes: [UInt8]) -> (Case, Aftersales_Storage_V1_JournalEntry)? {
+            bytes.withUnsafeBytes { raw in
+                (try? CaseWireDecoder.decodeJournalEntry(raw)).map { ($0.storedCase, $0.entry) }
+            }
+        }
+        var originals: [[UInt8]] = []
+        for (n, c) in cases.enumerated() {
+            let entry = Aftersales_Storage_V1_JournalEntry.with {
+                $0.timeMs = 1_700_000_000_000 + Int64(n)
+                $0.case = Aftersales_V1_Case(c)
+                $0.events = [.with { $0.seq = UInt64(n + 1); $0.topic = "case.updated"; $0.caseID = c.caseID }]
+                $0.nextCaseNumber = UInt64(n + 2)
+                if n % 2 == 0 { $0.answer = .with { $0.key = "k\(n)"; $0.method = "aftersales.v1.CaseService/CreateCase"; $0.payload = Data([1, 2]) } }
+            }
+            let bytes: [UInt8] = try entry.serializedBytes()
+            let direct = try #require(directEntry(bytes))
+            #expect(direct.0 == c)
+            #expect(direct.1 == referenceEntry(bytes)?.1)
+            originals.append(bytes)
+        }
+        var generator = SplitMix64(seed: 0x10_47_4E_A1)
+        var accepted = 0, refused = 0
+        for round in 0..<4_000 {
+            var bytes = originals[round % originals.count]
+            for _ in 0...Int(generator.next() % 3) {
+                let at = Int(generator.next() % UInt64(bytes.count))
+                switch generator.next() % 3 {
+                case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (generator.next() % 8))
+                case 1: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
+                default: bytes.removeSubrange(at...)
+                }
+                if bytes.isEmpty { bytes = [0] }
+            }
+            let expected = referenceEntry(bytes)
+            let actual = directEntry(bytes)
+            #expect(actual?.0 == expected?.0 && actual?.1 == expected?.1, "round \(round)")
+            if expected == nil { refused += 1 } else { accepted += 1 }
+            if actual?.0 != expected?.0 || actual?.1 != expected?.1 { break }
+        }
+        #expect(accepted > 300 && refused > 300, "accepted \(accepted), refused \(refused)")
+    }
+}
+
 /// A small deterministic generator, so a failing round can be replayed.
 struct SplitMix64 {
     var state: UInt64

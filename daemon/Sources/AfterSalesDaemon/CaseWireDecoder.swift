@@ -28,6 +28,12 @@ enum CaseWireDecoder {
         }
     }
 
+    /// Decodes one `aftersales.v1.Case` held in an array.
+    static func decodeCase(_ bytes: [UInt8]) throws(Failure) -> Case {
+        let result = bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try decodeCase(raw) } }
+        return try result.get()
+    }
+
     /// Decodes one `aftersales.v1.Case`.
     static func decodeCase(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Case {
         var reader = WireReader(bytes)
@@ -72,12 +78,40 @@ extension CaseWireDecoder {
     }
 }
 
+extension CaseWireDecoder {
+    /// Decodes one `aftersales.storage.v1.JournalEntry`: its case directly, the rest
+    /// (time, events, counter, answer: small) through SwiftProtobuf.
+    static func decodeJournalEntry(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> (storedCase: Case, entry: Aftersales_Storage_V1_JournalEntry) {
+        var reader = WireReader(bytes)
+        // Occurrences of a message field merge, which is what decoding their concatenation does.
+        var caseBytes: [UInt8] = []
+        var otherFields: [UInt8] = []
+        while !reader.isAtEnd {
+            let start = reader.position
+            let (field, wt) = try reader.tag()
+            if field == 2 && wt == 2 {
+                caseBytes.append(contentsOf: try reader.lengthDelimited())
+            } else {
+                try reader.skip(field: field, wireType: wt)
+                otherFields.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<reader.position]))
+            }
+        }
+        let entry: Aftersales_Storage_V1_JournalEntry
+        do {
+            entry = try Aftersales_Storage_V1_JournalEntry(serializedBytes: otherFields)
+        } catch {
+            throw .malformed("\(error)")
+        }
+        return (try decodeCase(caseBytes), entry)
+    }
+}
+
 // MARK: - Reading the wire
 
 /// A cursor over protobuf bytes.
 private struct WireReader {
     private let bytes: UnsafeRawBufferPointer
-    private var position = 0
+    private(set) var position = 0
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 

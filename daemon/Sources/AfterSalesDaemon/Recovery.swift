@@ -83,14 +83,12 @@ enum Recovery {
             }
             // From the snapshot's position on; throws if a segment it needs is missing.
             for record in try journal.entries(from: journalPosition) {
-                let entry = try parse(Aftersales_Storage_V1_JournalEntry.self, record.payload, in: "journal record \(record.sequence) in \(directory)")
-                let restored = try Case(stored: entry.case)
+                let (restored, entry) = try decodeJournalEntry(record.payload, in: "journal record \(record.sequence) in \(directory)")
                 journalCases[restored.caseID] = restored
                 nextCaseNumber = max(nextCaseNumber, entry.nextCaseNumber)
                 if entry.hasAnswer { journalAnswers.append(entry.answer) }
-                var wireCase = entry.case
-                wireCase.history = []
-                let caseBytes: [UInt8] = try wireCase.serializedBytes()
+                // Announcements carry the case without its history, as the loop sent them.
+                let caseBytes = EncodedCase(restored).summary
                 for event in entry.events {
                     announcements.restore(event, caseBytes: caseBytes)
                 }
@@ -137,11 +135,19 @@ enum Recovery {
                               journalRecords: applied)
     }
 
-    static func parse<M: SwiftProtobuf.Message>(_ type: M.Type, _ bytes: [UInt8], in place: String) throws -> M {
-        do {
-            return try M(serializedBytes: bytes)
-        } catch {
-            throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
+    /// One journal record through the direct decoder: a case this build cannot hold
+    /// throws its `StoredCaseError`, bytes that are not protobuf a `RecoveryError`.
+    static func decodeJournalEntry(_ bytes: [UInt8], in place: String) throws -> (Case, Aftersales_Storage_V1_JournalEntry) {
+        let decoded = bytes.withUnsafeBytes { raw in
+            Result { () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeJournalEntry(raw) }
+        }
+        switch decoded {
+        case .success(let entry):
+            return entry
+        case .failure(.invalid(let error)):
+            throw error
+        case .failure(let error):
+            throw RecoveryError(description: "\(place): record does not parse as \(Aftersales_Storage_V1_JournalEntry.protoMessageName) (\(error)); refusing to start")
         }
     }
 
