@@ -70,17 +70,7 @@ import Testing
         let originals = try WireEncodingTests().casesAlongEveryPath().map { EncodedCase($0).full }
         var accepted = 0, refused = 0
         for round in 0..<6_000 {
-            var bytes = originals[round % originals.count]
-            for _ in 0...Int(generator.next() % 3) {
-                let at = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 4 {
-                case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (generator.next() % 8))
-                case 1: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
-                case 2: bytes.removeSubrange(at...)
-                default: bytes.insert(UInt8(truncatingIfNeeded: generator.next()), at: at)
-                }
-                if bytes.isEmpty { bytes = [0] }
-            }
+            let bytes = generator.damaged(originals[round % originals.count])
             let expected = reference(bytes)
             let actual = direct(bytes)
             #expect(actual == expected, "round \(round): bytes \(bytes.map { String($0, radix: 16) }.joined(separator: " "))")
@@ -126,16 +116,7 @@ extension CaseWireDecoderTests {
         var generator = SplitMix64(seed: 0x10_47_4E_A1)
         var accepted = 0, refused = 0
         for round in 0..<4_000 {
-            var bytes = originals[round % originals.count]
-            for _ in 0...Int(generator.next() % 3) {
-                let at = Int(generator.next() % UInt64(bytes.count))
-                switch generator.next() % 3 {
-                case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (generator.next() % 8))
-                case 1: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
-                default: bytes.removeSubrange(at...)
-                }
-                if bytes.isEmpty { bytes = [0] }
-            }
+            let bytes = generator.damaged(originals[round % originals.count])
             let expected = referenceEntry(bytes)
             let actual = directEntry(bytes)
             #expect(actual?.0 == expected?.0 && actual?.1 == expected?.1, "round \(round)")
@@ -156,5 +137,24 @@ struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+extension SplitMix64 {
+    /// `bytes` with one to three random edits: a bit flipped, a byte replaced, the tail
+    /// cut off or a byte inserted (never left empty).
+    mutating func damaged(_ original: [UInt8]) -> [UInt8] {
+        var bytes = original
+        for _ in 0...Int(next() % 3) {
+            let at = Int(next() % UInt64(bytes.count))
+            switch next() % 4 {
+            case 0: bytes[at] ^= UInt8(truncatingIfNeeded: 1 << (next() % 8))
+            case 1: bytes[at] = UInt8(truncatingIfNeeded: next())
+            case 2: bytes.removeSubrange(at...)
+            default: bytes.insert(UInt8(truncatingIfNeeded: next()), at: at)
+            }
+            if bytes.isEmpty { bytes = [0] }
+        }
+        return bytes
     }
 }

@@ -189,10 +189,12 @@ private extension WireReader {
     mutating func uint32() throws(CaseWireDecoder.Failure) -> UInt32 { UInt32(truncatingIfNeeded: try varint()) }
 
     mutating func string() throws(CaseWireDecoder.Failure) -> String {
-        let raw = try lengthDelimited()
-        guard let text = String(validating: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
-            throw .malformed("invalid UTF-8 in a string")
-        }
+        let utf8 = try lengthDelimited().assumingMemoryBound(to: UInt8.self)
+        // `String(decoding:)` is the specialised fast path, but it repairs invalid UTF-8
+        // (`String(validating:)` is generic and unspecialised here: a metadata lookup per
+        // string). Valid input comes back byte for byte; repaired input does not.
+        let text = String(decoding: utf8, as: UTF8.self)
+        guard text.utf8.elementsEqual(utf8) else { throw .malformed("invalid UTF-8 in a string") }
         return text
     }
 
