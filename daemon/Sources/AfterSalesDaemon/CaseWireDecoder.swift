@@ -254,17 +254,37 @@ private struct CaseFields {
             case 12: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
             case 13: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
             case 14: if try r.accepts(field, wt, 2) { var m = try r.message(); try signals.merge(&m) }
-            case 15: if try r.accepts(field, wt, 2) { var m = try r.message(); var p = proposal ?? ProposalFields(); try p.merge(&m); proposal = p }
-            case 16: if try r.accepts(field, wt, 2) { var m = try r.message(); var o = merchantOffer ?? OfferFields(); try o.merge(&m); merchantOffer = o }
-            case 17: if try r.accepts(field, wt, 2) { var m = try r.message(); var d = deadline ?? DeadlineFields(); try d.merge(&m); deadline = d }
+            case 15:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), p = proposal ?? ProposalFields()
+                try p.merge(&m)
+                proposal = p
+            case 16:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), o = merchantOffer ?? OfferFields()
+                try o.merge(&m)
+                merchantOffer = o
+            case 17:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), d = deadline ?? DeadlineFields()
+                try d.merge(&m)
+                deadline = d
             case 18: if try r.accepts(field, wt, 0) { pausedReviewRemaining = try r.int64() }
-            case 19: if try r.accepts(field, wt, 2) { var m = try r.message(); var s = returnShipment ?? ShipmentFields(); try s.merge(&m); returnShipment = s }
+            case 19:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), s = returnShipment ?? ShipmentFields()
+                try s.merge(&m)
+                returnShipment = s
             case 20: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
             case 21: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
             case 22: if try r.accepts(field, wt, 0) { createdAt = try r.int64() }
             case 23: if try r.accepts(field, wt, 0) { updatedAt = try r.int64() }
             case 24: if try r.accepts(field, wt, 0) { version = try r.varint() }
-            case 25: if try r.accepts(field, wt, 2) { var m = try r.message(); var h = HistoryFields(); try h.merge(&m); history.append(h) }
+            case 25:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), h = HistoryFields()
+                try h.merge(&m)
+                history.append(h)
             default: try r.skip(field: field, wireType: wt)
             }
         }
