@@ -590,18 +590,20 @@ public struct Case: Sendable, Hashable {
             version: version,
             history: history,
             rareParts: RareParts(merchantOffer: merchantOffer, returnShipment: returnShipment).orNilIfEmpty,
-            deadlineDueAt: deadline?.dueAt ?? 0,
-            pausedReviewRemainingIfAny: pausedReviewRemaining ?? 0,
+            deadlineDueAt: 0,
+            pausedReviewRemainingIfAny: 0,
             proposal: proposal,
             signals: signals,
-            deadlineKind: deadline?.kind,
-            isReviewPaused: pausedReviewRemaining != nil,
+            deadlineKind: nil,
+            isReviewPaused: false,
             type: type,
             delivery: delivery,
             returnShippingPayer: returnShippingPayer,
             status: status,
             closeReason: closeReason,
             refundReason: refundReason))
+        storage.fields.setDeadline(deadline)
+        storage.fields.setPausedReviewRemaining(pausedReviewRemaining)
     }
 
     /// The proposal if it is outstanding.

@@ -215,11 +215,8 @@ private extension WireReader {
     mutating func message() throws(CaseWireDecoder.Failure) -> WireReader { WireReader(try lengthDelimited()) }
 }
 
-/// An engine enum from its proto number (declaration order + 1), as `EnumMapping.engine`:
-/// nil for UNSPECIFIED and for numbers this build does not know.
-private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] {
-    E.allCases.indices.contains(number - 1) ? E.allCases[number - 1] : nil
-}
+/// An engine enum from its proto number.
+private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] { EnumMapping.engine(number: number) }
 
 // MARK: - Messages, field by field (numbers from proto/aftersales/v1/case.proto)
 

@@ -17,7 +17,13 @@ enum EnumMapping {
     /// nil for *_UNSPECIFIED and for numbers this build does not know.
     static func engine<Engine: CaseIterable, Proto: SwiftProtobuf.Enum>(_ value: Proto, as _: Engine.Type = Engine.self) -> Engine?
     where Engine.AllCases == [Engine], Proto.RawValue == Int {
-        let index = value.rawValue - 1
+        engine(number: value.rawValue)
+    }
+
+    /// The engine value of a proto enum number: declaration order + 1 (0 = UNSPECIFIED);
+    /// nil for 0 and for numbers this build does not know.
+    static func engine<Engine: CaseIterable>(number: Int, as _: Engine.Type = Engine.self) -> Engine? where Engine.AllCases == [Engine] {
+        let index = number - 1
         return Engine.allCases.indices.contains(index) ? Engine.allCases[index] : nil
     }
 }
@@ -61,7 +67,9 @@ extension Aftersales_V1_Case {
 }
 
 extension Case {
-    /// The engine form of a stored case (snapshot or journal); throws when the record is not a case we could have written.
+    /// The engine form of a stored case; throws when the record is not a case we could have
+    /// written. Start-up reads stored cases with `CaseWireDecoder`, which is tested to
+    /// agree with this readable mapping on every input.
     init(stored p: Aftersales_V1_Case) throws(StoredCaseError) {
         func required<E: CaseIterable, P: SwiftProtobuf.Enum>(_ value: P, _ field: String) throws(StoredCaseError) -> E
         where E.AllCases == [E], P.RawValue == Int {

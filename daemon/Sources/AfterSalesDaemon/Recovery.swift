@@ -83,12 +83,16 @@ enum Recovery {
             }
             // From the snapshot's position on; throws if a segment it needs is missing.
             for record in try journal.entries(from: journalPosition) {
-                let (restored, entry) = try decodeJournalEntry(record.payload, in: "journal record \(record.sequence) in \(directory)")
+                let (restored, entry) = try record.payload.withUnsafeBytes { bytes in
+                    try decodeStored(Aftersales_Storage_V1_JournalEntry.self, in: "journal record \(record.sequence) in \(directory)") {
+                        () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeJournalEntry(bytes)
+                    }
+                }
                 journalCases[restored.caseID] = restored
                 nextCaseNumber = max(nextCaseNumber, entry.nextCaseNumber)
                 if entry.hasAnswer { journalAnswers.append(entry.answer) }
                 // Announcements carry the case without its history, as the loop sent them.
-                let caseBytes = EncodedCase(restored).summary
+                let caseBytes = EncodedCase.summary(of: restored)
                 for event in entry.events {
                     announcements.restore(event, caseBytes: caseBytes)
                 }
@@ -126,7 +130,7 @@ enum Recovery {
         }
         for answer in journalAnswers { idempotency.remember(answer) }
         #if canImport(Glibc)
-        // The decoding thread's malloc arena is left full of freed protobuf temporaries
+        // The decoding thread's malloc arena is left full of freed decoding temporaries
         // between the cases it made; hand those pages back rather than keep them resident.
         if feed != nil { _ = glibcMallocTrim(0) }
         #endif
@@ -135,19 +139,17 @@ enum Recovery {
                               journalRecords: applied)
     }
 
-    /// One journal record through the direct decoder: a case this build cannot hold
-    /// throws its `StoredCaseError`, bytes that are not protobuf a `RecoveryError`.
-    static func decodeJournalEntry(_ bytes: [UInt8], in place: String) throws -> (Case, Aftersales_Storage_V1_JournalEntry) {
-        let decoded = bytes.withUnsafeBytes { raw in
-            Result { () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeJournalEntry(raw) }
-        }
-        switch decoded {
-        case .success(let entry):
-            return entry
-        case .failure(.invalid(let error)):
+    /// Runs the direct decoder on one stored record of type `M`: a case this build cannot
+    /// hold throws its `StoredCaseError`; bytes that are not protobuf throw a
+    /// `RecoveryError` naming `place`.
+    static func decodeStored<M: SwiftProtobuf.Message, T>(_ type: M.Type, in place: String,
+                                                          _ decode: () throws(CaseWireDecoder.Failure) -> T) throws -> T {
+        do {
+            return try decode()
+        } catch .invalid(let error) {
             throw error
-        case .failure(let error):
-            throw RecoveryError(description: "\(place): record does not parse as \(Aftersales_Storage_V1_JournalEntry.protoMessageName) (\(error)); refusing to start")
+        } catch {
+            throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
         }
     }
 
@@ -197,7 +199,9 @@ final class SnapshotFeed: @unchecked Sendable {
         do {
             items: for index in 1..<snapshot.count {
                 let item = try snapshot.withRecord(index) { bytes in
-                    try Self.decodeItem(bytes, index: index, in: snapshot.path)
+                    try Recovery.decodeStored(Aftersales_Storage_V1_SnapshotItem.self, in: "\(snapshot.path) record \(index)") {
+                        () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeSnapshotItem(bytes)
+                    }
                 }
                 switch item {
                 case .storedCase(let restored)?:
@@ -217,19 +221,6 @@ final class SnapshotFeed: @unchecked Sendable {
         done = true
         condition.broadcast()
         condition.unlock()
-    }
-
-    /// One snapshot record, read by the direct decoder (CaseWireDecoder.swift). A case
-    /// this build cannot hold throws its `StoredCaseError`; bytes that are not protobuf
-    /// throw a `RecoveryError` naming the file and the record.
-    private static func decodeItem(_ bytes: UnsafeRawBufferPointer, index: Int, in path: String) throws -> CaseWireDecoder.SnapshotItem? {
-        do {
-            return try CaseWireDecoder.decodeSnapshotItem(bytes)
-        } catch .invalid(let error) {
-            throw error
-        } catch {
-            throw RecoveryError(description: "\(path): record \(index) does not parse as \(Aftersales_Storage_V1_SnapshotItem.protoMessageName) (\(error)); refusing to start")
-        }
     }
 
     /// Passes `chunk` on (reversed, so the taker can pop cases off its end without copying
@@ -275,7 +266,7 @@ final class SnapshotFeed: @unchecked Sendable {
 
 /// The cases to restore: the snapshot's as they are decoded, except those the journal
 /// replaced, then the journal's.
-struct RestoredCases: Sequence, IteratorProtocol {
+struct RestoredCases: IteratorProtocol {
     let feed: SnapshotFeed
     /// Ids of journal cases that may also be in the snapshot: skip those there.
     let replaced: Set<String>

@@ -7,19 +7,30 @@
 import AfterSalesProto
 import CaseEngine
 
-/// One case, encoded.
+/// One case, encoded once: the summary is a prefix of the full encoding, so GetCase and
+/// snapshots (which need only `full`) copy nothing, and a change copies the summary once.
 struct EncodedCase {
-    /// The case without its history: what announcements and list pages carry.
-    let summary: [UInt8]
-    /// The case with its history (field 25 appended entry by entry).
+    /// The case with its history: the summary, then field 25 appended entry by entry.
     let full: [UInt8]
+    /// Where the summary ends in `full`.
+    private let summaryCount: Int
 
     init(_ c: Case) {
         var encoder = CaseWireEncoder()
         encoder.encodeSummary(c)
-        summary = encoder.bytes
+        summaryCount = encoder.bytes.count
         encoder.encodeHistory(c.history)
         full = encoder.bytes
+    }
+
+    /// The case without its history: what announcements and list pages carry.
+    var summary: [UInt8] { Array(full[..<summaryCount]) }
+
+    /// Only the summary, for callers that never need the history.
+    static func summary(of c: Case) -> [UInt8] {
+        var encoder = CaseWireEncoder()
+        encoder.encodeSummary(c)
+        return encoder.bytes
     }
 }
 

@@ -96,7 +96,6 @@ public struct JournalReadResult: Sendable {
     }
 }
 
-/// The write-ahead log. Used from the daemon loop thread only (not Sendable).
 /// A journal segment that is no longer appended to.
 public struct ClosedSegment: Sendable, Hashable {
     /// The file.
@@ -105,6 +104,7 @@ public struct ClosedSegment: Sendable, Hashable {
     public let end: UInt64
 }
 
+/// The write-ahead log. Used from the daemon loop thread only (not Sendable).
 public final class Journal {
     static let prefix = "journal-"
     static let suffix = ".log"
@@ -220,6 +220,8 @@ public final class Journal {
     /// later call throws, because after a failed fsync the kernel may have dropped the
     /// dirty pages — restart and recover from disk.
     public func commit(now: ContinuousClock.Instant = .now) throws {
+        // Once per batch, not per append: the background sync's state sits behind a lock.
+        takeBackgroundSyncFailure()
         try checkUsable()
         if !buffer.isEmpty {
             do {
@@ -254,6 +256,8 @@ public final class Journal {
         try checkUsable()
         guard fsyncPolicy == .everysec, hasUnsyncedData, now - lastSync >= .seconds(1),
               let backgroundSync else { return false }
+        takeBackgroundSyncFailure()
+        try checkUsable()
         guard backgroundSync.begin(fd: fd, path: currentSegmentPath) else {
             // The last one is still running (a slow disk): look again shortly, not in a spin.
             postponedUntil = now + .milliseconds(10)
@@ -420,14 +424,19 @@ public final class Journal {
     // MARK: private
 
     private func checkUsable() throws {
-        if failure == nil, let failed = backgroundSync?.failure { failure = failed }
         if let failure { throw StorageError(.io, path: currentSegmentPath, "journal unusable: \(failure)") }
+    }
+
+    /// A failed background fdatasync makes the journal unusable from here on.
+    private func takeBackgroundSyncFailure() {
+        if failure == nil, let failed = backgroundSync?.failure { failure = failed }
     }
 
     /// fdatasync on this thread, after any background one (used where the caller needs
     /// the data durable now: `.always`, rotation, close).
     private func sync(now: ContinuousClock.Instant) throws {
         backgroundSync?.waitUntilIdle()
+        takeBackgroundSyncFailure()
         try checkUsable()
         do {
             try StorageIO.dataSync(fd, path: currentSegmentPath)

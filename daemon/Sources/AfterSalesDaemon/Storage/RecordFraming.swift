@@ -87,12 +87,8 @@ struct FramedRecordScanner {
         self.path = path
         self.fileSize = try StorageIO.fileSize(fd, path: path)
         self.offset = offset
-        if wholeFile && fileSize > UInt64(Self.defaultChunk) && fileSize - offset < UInt64(Int.max / 2) {
-            chunk = Int(fileSize - offset)
-            try load(offset, 0)
-        } else {
-            chunk = Self.defaultChunk
-        }
+        // The first read then takes in everything from `offset` on, and nothing is read again.
+        chunk = wholeFile ? Int(clamping: fileSize - min(offset, fileSize)) : Self.defaultChunk
     }
 
     /// Makes `count` bytes at `at` available in the window; the caller checked they exist.

@@ -226,18 +226,12 @@ public enum SnapshotReader {
         guard stored == seq else {
             return .failure(Invalid(reason: "header says sequence \(stored) but the name says \(seq)"))
         }
+        // One window holds the whole file, so each record is kept as a range of it.
         var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize), wholeFile: true)
-        // Records are kept as ranges of the scanner's window, which holds the whole file
-        // (small files fit the first 1 MiB read). Should it ever move, copy instead.
         var ranges: [Range<Int>] = []
-        var windowStart: UInt64?
         while true {
             switch try scanner.nextRange() {
             case .record(_, let payload):
-                if let start = windowStart, start != scanner.windowStart {
-                    return try loadCopying(path: path, fd: fd)
-                }
-                windowStart = scanner.windowStart
                 ranges.append(payload)
             case .torn(let offset, let reason):
                 return .failure(Invalid(reason: "cut short at offset \(offset): \(reason)"))
@@ -255,36 +249,6 @@ public enum SnapshotReader {
                 }
                 ranges.removeLast()
                 return .success((window, ranges))
-            }
-        }
-    }
-
-    /// `load` for a file whose records did not all stay in one window: copies each payload
-    /// into one buffer of its own.
-    private static func loadCopying(path: String, fd: Int32) throws -> Result<(bytes: [UInt8], ranges: [Range<Int>]), Invalid> {
-        var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize))
-        var bytes: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        while true {
-            switch try scanner.next() {
-            case .record(_, let payload):
-                ranges.append(bytes.count..<bytes.count + payload.count)
-                bytes.append(contentsOf: payload)
-            case .torn(let offset, let reason):
-                return .failure(Invalid(reason: "cut short at offset \(offset): \(reason)"))
-            case .damaged(let offset, let reason):
-                return .failure(Invalid(reason: "damaged at offset \(offset): \(reason)"))
-            case .end:
-                guard let last = ranges.last, last.count == SnapshotFormat.trailerMarker.count + 8,
-                      bytes[last].starts(with: SnapshotFormat.trailerMarker) else {
-                    return .failure(Invalid(reason: "incomplete: no completion trailer (the write was cut short)"))
-                }
-                let count = bytes[last].suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                guard count == UInt64(ranges.count - 1) else {
-                    return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(ranges.count - 1)"))
-                }
-                ranges.removeLast()
-                return .success((bytes, ranges))
             }
         }
     }
