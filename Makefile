@@ -8,7 +8,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian packages the build and the tests need (fragments below append theirs).
-DEB_PACKAGES := libzmq3-dev pkg-config protobuf-compiler python3-venv
+DEB_PACKAGES := libzmq3-dev libsodium-dev pkg-config protobuf-compiler python3-venv
 SWIFT_BUILD_FLAGS ?=
 AFTERSALESD_DEBUG := $(CURDIR)/.build/debug/aftersalesd
 AFTERSALESD_RELEASE := $(CURDIR)/.build/release/aftersalesd

@@ -34,6 +34,12 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .systemLibrary(
+            name: "CSodium",
+            path: "Sources/CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
         .target(
             name: "AfterSalesProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -59,10 +65,12 @@ let package = Package(
         .target(
             name: "AfterSalesDaemon",
             dependencies: [
-                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ", "CSodium",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             path: "daemon/Sources/AfterSalesDaemon",
             swiftSettings: hotPathSettings
@@ -70,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "aftersalesd",
             dependencies: [
-                "AfterSalesDaemon",
+                "AfterSalesDaemon", "CaseEngine", "AfterSalesRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -74,7 +74,9 @@ public nonisolated struct Aftersales_Storage_V1_JournalEntry: Sendable {
   fileprivate var _answer: Aftersales_Storage_V1_IdempotentAnswer? = nil
 }
 
-/// A remembered answer to a mutating call that carried an idempotency key.
+/// A remembered answer to a mutating call that carried an idempotency key. It holds what
+/// rebuilds the answer, not the answer itself: the case is in the store (and, at the
+/// version answered, in the journal entry beside this record), so a retry re-encodes it.
 public nonisolated struct Aftersales_Storage_V1_IdempotentAnswer: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -85,14 +87,47 @@ public nonisolated struct Aftersales_Storage_V1_IdempotentAnswer: Sendable {
   /// Full method name the key was first used with.
   public var method: String = String()
 
-  /// The ResponseEnvelope's code, message and payload (request_id is the caller's, not kept).
+  /// The ResponseEnvelope's code and message (request_id is the caller's, not kept).
   public var code: Aftersales_V1_StatusCode = .ok
 
   public var message: String = String()
 
+  /// The whole response payload. Written by daemons before the compact form below; read
+  /// for compatibility, never written now.
   public var payload: Data = Data()
 
   public var answeredAtMs: Int64 = 0
+
+  /// BLAKE2b-128 of the request payload: the same key with another request (another
+  /// method, or this method with other bytes) is refused.
+  public var fingerprint: Data = Data()
+
+  /// The case the answer showed, and its version then.
+  public var caseID: String = String()
+
+  public var caseVersion: UInt64 = 0
+
+  /// The serialized Judgement the answer carried (CreateCase, AddEvidence,
+  /// UpdateLogistics); empty otherwise.
+  public var judgement: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One announcement kept for ReplayEvents, exactly as it was published.
+public nonisolated struct Aftersales_Storage_V1_KeptEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var seq: UInt64 = 0
+
+  public var topic: String = String()
+
+  /// The serialized aftersales.v1.EventEnvelope, case included.
+  public var envelope: Data = Data()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -105,7 +140,7 @@ public nonisolated struct Aftersales_Storage_V1_SnapshotHeader: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// 1 for this layout.
+  /// 2 for this layout (1: the same without kept announcements; still read).
   public var format: UInt32 = 0
 
   /// The last announcement sequence number whose change the snapshot includes.
@@ -119,12 +154,15 @@ public nonisolated struct Aftersales_Storage_V1_SnapshotHeader: Sendable {
 
   public var answerCount: UInt64 = 0
 
+  public var eventCount: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-/// Every record of a snapshot after the header: one case or one remembered answer.
+/// Every record of a snapshot after the header: one case, one remembered answer, or one
+/// announcement of the replay window (oldest first), so the window survives a restart.
 public nonisolated struct Aftersales_Storage_V1_SnapshotItem: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -148,11 +186,20 @@ public nonisolated struct Aftersales_Storage_V1_SnapshotItem: Sendable {
     set {item = .answer(newValue)}
   }
 
+  public var event: Aftersales_Storage_V1_KeptEvent {
+    get {
+      if case .event(let v)? = item {return v}
+      return Aftersales_Storage_V1_KeptEvent()
+    }
+    set {item = .event(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Item: Equatable, Sendable {
     case `case`(Aftersales_V1_Case)
     case answer(Aftersales_Storage_V1_IdempotentAnswer)
+    case event(Aftersales_Storage_V1_KeptEvent)
 
   }
 
@@ -219,7 +266,7 @@ nonisolated extension Aftersales_Storage_V1_JournalEntry: SwiftProtobuf.Message,
 
 nonisolated extension Aftersales_Storage_V1_IdempotentAnswer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IdempotentAnswer"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}method\0\u{1}code\0\u{1}message\0\u{1}payload\0\u{3}answered_at_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}method\0\u{1}code\0\u{1}message\0\u{1}payload\0\u{3}answered_at_ms\0\u{1}fingerprint\0\u{3}case_id\0\u{3}case_version\0\u{1}judgement\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -233,6 +280,10 @@ nonisolated extension Aftersales_Storage_V1_IdempotentAnswer: SwiftProtobuf.Mess
       case 4: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 5: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.answeredAtMs) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.fingerprint) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.caseID) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.caseVersion) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.judgement) }()
       default: break
       }
     }
@@ -257,6 +308,18 @@ nonisolated extension Aftersales_Storage_V1_IdempotentAnswer: SwiftProtobuf.Mess
     if self.answeredAtMs != 0 {
       try visitor.visitSingularInt64Field(value: self.answeredAtMs, fieldNumber: 6)
     }
+    if !self.fingerprint.isEmpty {
+      try visitor.visitSingularBytesField(value: self.fingerprint, fieldNumber: 7)
+    }
+    if !self.caseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.caseID, fieldNumber: 8)
+    }
+    if self.caseVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.caseVersion, fieldNumber: 9)
+    }
+    if !self.judgement.isEmpty {
+      try visitor.visitSingularBytesField(value: self.judgement, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -267,6 +330,50 @@ nonisolated extension Aftersales_Storage_V1_IdempotentAnswer: SwiftProtobuf.Mess
     if lhs.message != rhs.message {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.answeredAtMs != rhs.answeredAtMs {return false}
+    if lhs.fingerprint != rhs.fingerprint {return false}
+    if lhs.caseID != rhs.caseID {return false}
+    if lhs.caseVersion != rhs.caseVersion {return false}
+    if lhs.judgement != rhs.judgement {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_Storage_V1_KeptEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".KeptEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}topic\0\u{1}envelope\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.topic) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.envelope) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if !self.topic.isEmpty {
+      try visitor.visitSingularStringField(value: self.topic, fieldNumber: 2)
+    }
+    if !self.envelope.isEmpty {
+      try visitor.visitSingularBytesField(value: self.envelope, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_Storage_V1_KeptEvent, rhs: Aftersales_Storage_V1_KeptEvent) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.topic != rhs.topic {return false}
+    if lhs.envelope != rhs.envelope {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -274,7 +381,7 @@ nonisolated extension Aftersales_Storage_V1_IdempotentAnswer: SwiftProtobuf.Mess
 
 nonisolated extension Aftersales_Storage_V1_SnapshotHeader: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotHeader"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{3}last_seq\0\u{3}next_case_number\0\u{3}taken_at_ms\0\u{3}case_count\0\u{3}answer_count\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}format\0\u{3}last_seq\0\u{3}next_case_number\0\u{3}taken_at_ms\0\u{3}case_count\0\u{3}answer_count\0\u{3}event_count\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -288,6 +395,7 @@ nonisolated extension Aftersales_Storage_V1_SnapshotHeader: SwiftProtobuf.Messag
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.takenAtMs) }()
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.caseCount) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.answerCount) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.eventCount) }()
       default: break
       }
     }
@@ -312,6 +420,9 @@ nonisolated extension Aftersales_Storage_V1_SnapshotHeader: SwiftProtobuf.Messag
     if self.answerCount != 0 {
       try visitor.visitSingularUInt64Field(value: self.answerCount, fieldNumber: 6)
     }
+    if self.eventCount != 0 {
+      try visitor.visitSingularUInt64Field(value: self.eventCount, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -322,6 +433,7 @@ nonisolated extension Aftersales_Storage_V1_SnapshotHeader: SwiftProtobuf.Messag
     if lhs.takenAtMs != rhs.takenAtMs {return false}
     if lhs.caseCount != rhs.caseCount {return false}
     if lhs.answerCount != rhs.answerCount {return false}
+    if lhs.eventCount != rhs.eventCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -329,7 +441,7 @@ nonisolated extension Aftersales_Storage_V1_SnapshotHeader: SwiftProtobuf.Messag
 
 nonisolated extension Aftersales_Storage_V1_SnapshotItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SnapshotItem"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}case\0\u{1}answer\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}case\0\u{1}answer\0\u{1}event\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -363,6 +475,19 @@ nonisolated extension Aftersales_Storage_V1_SnapshotItem: SwiftProtobuf.Message,
           self.item = .answer(v)
         }
       }()
+      case 3: try {
+        var v: Aftersales_Storage_V1_KeptEvent?
+        var hadOneofValue = false
+        if let current = self.item {
+          hadOneofValue = true
+          if case .event(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.item = .event(v)
+        }
+      }()
       default: break
       }
     }
@@ -381,6 +506,10 @@ nonisolated extension Aftersales_Storage_V1_SnapshotItem: SwiftProtobuf.Message,
     case .answer?: try {
       guard case .answer(let v)? = self.item else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .event?: try {
+      guard case .event(let v)? = self.item else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     }()
     case nil: break
     }

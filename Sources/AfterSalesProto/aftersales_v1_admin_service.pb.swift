@@ -179,7 +179,7 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._lastSnapshotBytes = newValue}
   }
 
-  /// The sequence number of the latest announcement; 0 when none yet.
+  /// The sequence number of the latest published announcement; 0 when none yet.
   public var lastEventSeq: UInt64 {
     get {_storage._lastEventSeq}
     set {_uniqueStorage()._lastEventSeq = newValue}
@@ -191,7 +191,8 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._oldestReplayableSeq = newValue}
   }
 
-  /// Messages that could not be answered at all (bad frame layout), since start-up.
+  /// Messages that could not be answered at all since start-up: a bad frame layout, or a
+  /// reply libzmq would not take (the caller had gone).
   public var droppedFrames: UInt64 {
     get {_storage._droppedFrames}
     set {_uniqueStorage()._droppedFrames = newValue}
@@ -201,6 +202,31 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
   public var idempotencyKeys: UInt64 {
     get {_storage._idempotencyKeys}
     set {_uniqueStorage()._idempotencyKeys = newValue}
+  }
+
+  /// The announcement stream's current incarnation and its first sequence number.
+  public var incarnation: UInt64 {
+    get {_storage._incarnation}
+    set {_uniqueStorage()._incarnation = newValue}
+  }
+
+  public var incarnationStartSeq: UInt64 {
+    get {_storage._incarnationStartSeq}
+    set {_uniqueStorage()._incarnationStartSeq = newValue}
+  }
+
+  /// Announcements made but not yet published because their journal record is not yet
+  /// on disk (everysec, never).
+  public var unpublishedEvents: UInt64 {
+    get {_storage._unpublishedEvents}
+    set {_uniqueStorage()._unpublishedEvents = newValue}
+  }
+
+  /// Connections libzmq closed because a peer sent a message over its limit
+  /// (4 x --max-message-bytes + 64 KiB); such a call gets no answer.
+  public var oversizedDisconnects: UInt64 {
+    get {_storage._oversizedDisconnects}
+    set {_uniqueStorage()._oversizedDisconnects = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -265,10 +291,15 @@ public nonisolated struct Aftersales_V1_ReplayEventsResponse: Sendable {
   /// In sequence order, starting at from_seq (empty if from_seq is past the latest).
   public var events: [Aftersales_V1_EventEnvelope] = []
 
-  /// The latest sequence number at the time of the call.
+  /// The latest published sequence number at the time of the call.
   public var lastSeq: UInt64 = 0
 
   public var oldestAvailableSeq: UInt64 = 0
+
+  /// The stream's current incarnation and its first sequence number (see EventEnvelope).
+  public var incarnation: UInt64 = 0
+
+  public var incarnationStartSeq: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -455,7 +486,7 @@ nonisolated extension Aftersales_V1_StatusCount: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{3}unpublished_events\0\u{3}oversized_disconnects\0")
 
   fileprivate class _StorageClass {
     var _version: String = String()
@@ -475,6 +506,10 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
     var _oldestReplayableSeq: UInt64 = 0
     var _droppedFrames: UInt64 = 0
     var _idempotencyKeys: UInt64 = 0
+    var _incarnation: UInt64 = 0
+    var _incarnationStartSeq: UInt64 = 0
+    var _unpublishedEvents: UInt64 = 0
+    var _oversizedDisconnects: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -502,6 +537,10 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       _oldestReplayableSeq = source._oldestReplayableSeq
       _droppedFrames = source._droppedFrames
       _idempotencyKeys = source._idempotencyKeys
+      _incarnation = source._incarnation
+      _incarnationStartSeq = source._incarnationStartSeq
+      _unpublishedEvents = source._unpublishedEvents
+      _oversizedDisconnects = source._oversizedDisconnects
     }
   }
 
@@ -537,6 +576,10 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         case 15: try { try decoder.decodeSingularUInt64Field(value: &_storage._oldestReplayableSeq) }()
         case 16: try { try decoder.decodeSingularUInt64Field(value: &_storage._droppedFrames) }()
         case 17: try { try decoder.decodeSingularUInt64Field(value: &_storage._idempotencyKeys) }()
+        case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnation) }()
+        case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnationStartSeq) }()
+        case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._unpublishedEvents) }()
+        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._oversizedDisconnects) }()
         default: break
         }
       }
@@ -596,6 +639,18 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       if _storage._idempotencyKeys != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._idempotencyKeys, fieldNumber: 17)
       }
+      if _storage._incarnation != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._incarnation, fieldNumber: 18)
+      }
+      if _storage._incarnationStartSeq != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._incarnationStartSeq, fieldNumber: 19)
+      }
+      if _storage._unpublishedEvents != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._unpublishedEvents, fieldNumber: 20)
+      }
+      if _storage._oversizedDisconnects != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._oversizedDisconnects, fieldNumber: 21)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -622,6 +677,10 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         if _storage._oldestReplayableSeq != rhs_storage._oldestReplayableSeq {return false}
         if _storage._droppedFrames != rhs_storage._droppedFrames {return false}
         if _storage._idempotencyKeys != rhs_storage._idempotencyKeys {return false}
+        if _storage._incarnation != rhs_storage._incarnation {return false}
+        if _storage._incarnationStartSeq != rhs_storage._incarnationStartSeq {return false}
+        if _storage._unpublishedEvents != rhs_storage._unpublishedEvents {return false}
+        if _storage._oversizedDisconnects != rhs_storage._oversizedDisconnects {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -737,7 +796,7 @@ nonisolated extension Aftersales_V1_ReplayEventsRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Aftersales_V1_ReplayEventsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplayEventsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{3}last_seq\0\u{3}oldest_available_seq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{3}last_seq\0\u{3}oldest_available_seq\0\u{1}incarnation\0\u{3}incarnation_start_seq\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -748,6 +807,8 @@ nonisolated extension Aftersales_V1_ReplayEventsResponse: SwiftProtobuf.Message,
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.lastSeq) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.oldestAvailableSeq) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.incarnationStartSeq) }()
       default: break
       }
     }
@@ -763,6 +824,12 @@ nonisolated extension Aftersales_V1_ReplayEventsResponse: SwiftProtobuf.Message,
     if self.oldestAvailableSeq != 0 {
       try visitor.visitSingularUInt64Field(value: self.oldestAvailableSeq, fieldNumber: 3)
     }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 4)
+    }
+    if self.incarnationStartSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnationStartSeq, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -770,6 +837,8 @@ nonisolated extension Aftersales_V1_ReplayEventsResponse: SwiftProtobuf.Message,
     if lhs.events != rhs.events {return false}
     if lhs.lastSeq != rhs.lastSeq {return false}
     if lhs.oldestAvailableSeq != rhs.oldestAvailableSeq {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
+    if lhs.incarnationStartSeq != rhs.incarnationStartSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

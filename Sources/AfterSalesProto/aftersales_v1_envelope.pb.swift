@@ -19,6 +19,33 @@
 /// Announcements leave the daemon's PUB socket (default tcp://127.0.0.1:7701) as two
 /// frames: the topic (UTF-8, e.g. "proposal.expired", so that SUB sockets filter by
 /// prefix), then one serialized EventEnvelope.
+///
+/// What a caller and a subscriber can rely on, by the daemon's --fsync policy:
+///
+/// - always (the default): a reply leaves only after its change is on disk. After a crash
+///   or a power loss every acknowledged change and every announcement is still there.
+/// - everysec: a reply leaves after its change is written to the kernel; the disk catches
+///   up in the background (at least once a second, and as soon as announcements wait).
+///   A crash of the daemon loses nothing; a power loss may lose the changes of the last
+///   moments before it (at most about a second), acknowledged or not.
+/// - never: as everysec, but the daemon forces nothing to disk on its own schedule; the
+///   kernel writes back when it likes.
+///
+/// Under every policy an announcement leaves the PUB socket (and enters the ReplayEvents
+/// window) only once the journal record that holds it is on disk. Under always that is
+/// when the reply goes; under everysec it is when the background fdatasync that covers
+/// it completes (one starts as soon as announcements wait and the previous one is done,
+/// so they leave about one fdatasync after the reply); under never it is the next sync
+/// the daemon does make: when the journal is rotated for a snapshot (--snapshot-interval)
+/// or at a clean stop, so under never subscribers hear of changes late, by design. So a
+/// subscriber never hears of a change that a power loss can take back.
+///
+/// A rewind can still happen when storage loses what it had confirmed (a restored backup,
+/// a disk that lied about a sync). Each start of the daemon begins a new incarnation of
+/// the announcement stream (EventEnvelope.incarnation); a subscriber that sees a new
+/// incarnation begin at or below a sequence number it already saw knows that the
+/// announcements from incarnation_start_seq up to what it saw are gone, and that the
+/// numbers are being reused for different announcements.
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -187,8 +214,12 @@ public nonisolated struct Aftersales_V1_RequestEnvelope: Sendable {
   public var deadlineMs: UInt64 = 0
 
   /// For mutating calls: a caller-chosen key (at most 128 bytes). A second call with a key
-  /// the daemon has already answered gets the first answer again and is not re-applied,
-  /// also across daemon restarts (the daemon keeps a bounded window of recent keys).
+  /// the daemon has already answered, with the same method and the same payload, gets the
+  /// first answer again and is not re-applied, also across daemon restarts (the daemon
+  /// keeps a bounded window of recent keys). If the case has changed since, the answer
+  /// shows the case as it stands now and its message says so. The same key with another
+  /// method or another payload is INVALID_ARGUMENT (the message names the key, the method
+  /// and when the key was first used): a key names one request, not a slot.
   /// Empty = no idempotency protection.
   public var idempotencyKey: String = String()
 
@@ -263,6 +294,17 @@ public nonisolated struct Aftersales_V1_EventEnvelope: Sendable {
 
   /// The case's status before the change (CASE_STATUS_UNSPECIFIED for case.created).
   public var previousStatus: Aftersales_V1_CaseStatus = .unspecified
+
+  /// The incarnation of the stream that made this announcement: a random non-zero number
+  /// chosen at each start of the daemon. Announcements kept across a restart keep the
+  /// incarnation they were made in.
+  public var incarnation: UInt64 = 0
+
+  /// The first sequence number of that incarnation. If a subscriber sees an incarnation
+  /// it did not know begin at or below a sequence number it has already seen, the
+  /// announcements it saw from incarnation_start_seq on are gone (a rewind): report them,
+  /// then accept the new ones, which reuse those numbers.
+  public var incarnationStartSeq: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -381,7 +423,7 @@ nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, Swi
 
 nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EventEnvelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}topic\0\u{3}time_ms\0\u{3}case_id\0\u{1}late\0\u{1}case\0\u{3}previous_status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}topic\0\u{3}time_ms\0\u{3}case_id\0\u{1}late\0\u{1}case\0\u{3}previous_status\0\u{1}incarnation\0\u{3}incarnation_start_seq\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -396,6 +438,8 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
       case 5: try { try decoder.decodeSingularBoolField(value: &self.late) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._case) }()
       case 7: try { try decoder.decodeSingularEnumField(value: &self.previousStatus) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.incarnationStartSeq) }()
       default: break
       }
     }
@@ -427,6 +471,12 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
     if self.previousStatus != .unspecified {
       try visitor.visitSingularEnumField(value: self.previousStatus, fieldNumber: 7)
     }
+    if self.incarnation != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnation, fieldNumber: 8)
+    }
+    if self.incarnationStartSeq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.incarnationStartSeq, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -438,6 +488,8 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
     if lhs.late != rhs.late {return false}
     if lhs._case != rhs._case {return false}
     if lhs.previousStatus != rhs.previousStatus {return false}
+    if lhs.incarnation != rhs.incarnation {return false}
+    if lhs.incarnationStartSeq != rhs.incarnationStartSeq {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

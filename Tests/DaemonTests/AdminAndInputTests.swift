@@ -19,7 +19,7 @@ import ZeroMQ
         #expect(stats.casesByStatus.first { $0.status == .proposalPending }?.count == 4)
         #expect(stats.lastEventSeq == 8)
         #expect(stats.nextDeadlineAtMs > 0)
-        #expect(stats.fsyncPolicy == "never")
+        #expect(stats.fsyncPolicy == "always")
         let createStats = try #require(stats.methods.first { $0.method == Method.createCase.fullName })
         #expect(createStats.calls == 4 && createStats.errors == 0)
 

@@ -48,9 +48,14 @@ import Testing
             }
         }
         #expect(try caller.call(RPCs.getCase, .with { $0.caseID = ids[1] }).case.status == .refunded)
-        // A retry after the restart gets the first answer, not a second case.
+        // A retry after the restart gets the first answer, not a second case: exactly it
+        // where the case has not changed since (K12), the case as it now stands where it
+        // has (K3 was agreed after it was created).
+        let unchanged = try caller.call(RPCs.createCase, plainCase(order: "K12"), key: "create-K12")
+        #expect(unchanged.case.caseID == ids[12] && unchanged.case.version == 1)
         let retried = try caller.call(RPCs.createCase, plainCase(order: "K3"), key: "create-K3")
-        #expect(retried.case.caseID == ids[3] && retried.case.version == 1)
+        #expect(retried.case.caseID == ids[3] && retried.case.version == versions[ids[3]])
+        #expect(try caller.call(RPCs.getStats, .init()).casesTotal == 20)
 
         // The sequence continues without a gap, and the expiry made at start-up says it is late.
         let replay = try caller.call(RPCs.replayEvents, .with { $0.fromSeq = lastSeq + 1 })

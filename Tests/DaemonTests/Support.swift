@@ -25,7 +25,7 @@ final class DaemonProcess {
     private let stderrFile: URL
 
     /// Starts the daemon and waits (bounded) for its ready line.
-    init(dataDirectory: String = temporaryDataDirectory(), arguments: [String] = [], fsync: String = "never") throws {
+    init(dataDirectory: String = temporaryDataDirectory(), arguments: [String] = [], fsync: String = "always") throws {
         self.dataDirectory = dataDirectory
         stderrFile = URL(fileURLWithPath: dataDirectory + ".stderr.log")
         _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)

@@ -114,9 +114,11 @@ import Testing
         let encoded = EncodedCase(c)
         var log = AnnouncementLog(window: 10)
         let outcome = Outcome(case: c, announcements: [Announcement(topic: .caseCreated, caseID: c.caseID, previousStatus: nil, status: c.status)])
-        let events = log.announce(outcome, at: 10, caseBytes: encoded.summary)
-        let decoded = try Aftersales_V1_EventEnvelope(serializedBytes: events.published[0].bytes)
-        var expected = events.journal[0]
+        let journaled = log.announce(outcome, at: 10, caseBytes: encoded.summary, record: 1)
+        var published: [PublishedEvent] = []
+        log.release(durableBefore: 2, into: &published)
+        let decoded = try Aftersales_V1_EventEnvelope(serializedBytes: published[0].bytes)
+        var expected = journaled[0]
         expected.case = Aftersales_V1_Case(c, includeHistory: false)
         #expect(decoded == expected)
     }

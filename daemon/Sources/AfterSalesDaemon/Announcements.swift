@@ -2,9 +2,9 @@ import AfterSalesProto
 import CaseEngine
 import DequeModule
 
-/// One announcement, serialized once: the same bytes are published, kept for replay and
-/// spliced into ReplayEvents answers.
-struct PublishedEvent {
+/// One announcement, serialized once: the same bytes are published, kept for replay,
+/// spliced into ReplayEvents answers and written into snapshots.
+struct PublishedEvent: Sendable {
     let seq: UInt64
     let topic: String
     /// A serialized `EventEnvelope`, case included.
@@ -12,30 +12,52 @@ struct PublishedEvent {
 }
 
 /// The announcement stream: numbers every announcement (one more than the last, across
-/// restarts) and keeps the most recent ones so ReplayEvents can serve a subscriber that
-/// missed some (the ZeroMQ guide's Clone pattern).
+/// restarts), holds each until the journal record that carries it is on disk, then
+/// releases it for publishing and keeps the most recent ones so ReplayEvents can serve a
+/// subscriber that missed some (the ZeroMQ guide's Clone pattern). Subscribers thus see
+/// only what is committed, as Kafka's consumers see only what is below the high-water
+/// mark: no announcement can un-happen in a power loss.
 struct AnnouncementLog {
     let window: Int
-    /// The sequence number of the latest announcement; 0 before the first.
+    /// The sequence number of the latest announcement made; 0 before the first.
     private(set) var lastSeq: UInt64
-    private var recent: Deque<PublishedEvent> = []
+    /// The sequence number of the latest announcement released for publishing.
+    private(set) var publishedSeq: UInt64
+    /// This run's incarnation of the stream (random, non-zero; 0 until `beginIncarnation`).
+    private(set) var incarnation: UInt64 = 0
+    /// The first sequence number this incarnation makes.
+    private(set) var incarnationStartSeq: UInt64 = 0
+    /// Released announcements, oldest first, at most `window`: what ReplayEvents serves.
+    private(set) var recent: Deque<PublishedEvent> = []
+    /// Announcements waiting for the disk, each with the journal record that holds it.
+    private var unpublished: Deque<(record: UInt64, event: PublishedEvent)> = []
 
     init(window: Int, lastSeq: UInt64 = 0) {
         self.window = max(1, window)
         self.lastSeq = lastSeq
+        self.publishedSeq = lastSeq
     }
 
-    /// The oldest sequence number still kept (lastSeq + 1 when nothing is kept).
-    var oldestKept: UInt64 { recent.first?.seq ?? lastSeq + 1 }
+    /// The oldest sequence number still kept (publishedSeq + 1 when nothing is kept).
+    var oldestKept: UInt64 { recent.first?.seq ?? publishedSeq + 1 }
 
-    /// Numbers the announcements of one change and keeps them. Returns them twice: as the
-    /// journal stores them (without the case, which the journal entry holds once) and as
-    /// published (with the case as it stands after the change, `caseBytes`).
-    mutating func announce(_ outcome: Outcome, at now: Millis, caseBytes: [UInt8]) -> (journal: [Aftersales_V1_EventEnvelope], published: [PublishedEvent]) {
+    /// Announcements made but not yet released.
+    var unpublishedCount: Int { unpublished.count }
+
+    /// Starts a new incarnation at the next sequence number. Every start is one: a daemon
+    /// cannot tell whether storage lost a tail it had once confirmed (a restored backup, a
+    /// disk that lied), so each start makes a possible rewind visible to subscribers.
+    mutating func beginIncarnation(_ value: UInt64) {
+        incarnation = value == 0 ? 1 : value
+        incarnationStartSeq = lastSeq + 1
+    }
+
+    /// Numbers the announcements of one change, held in journal record `record` until
+    /// that record is on disk. Returns them as the journal stores them (without the case,
+    /// which the journal entry holds once).
+    mutating func announce(_ outcome: Outcome, at now: Millis, caseBytes: [UInt8], record: UInt64) -> [Aftersales_V1_EventEnvelope] {
         var journal: [Aftersales_V1_EventEnvelope] = []
-        var published: [PublishedEvent] = []
         journal.reserveCapacity(outcome.announcements.count)
-        published.reserveCapacity(outcome.announcements.count)
         for announcement in outcome.announcements {
             lastSeq += 1
             var event = Aftersales_V1_EventEnvelope()
@@ -45,12 +67,24 @@ struct AnnouncementLog {
             event.caseID = announcement.caseID
             event.late = announcement.late
             event.previousStatus = EnumMapping.proto(announcement.previousStatus)
-            let full = PublishedEvent(seq: lastSeq, topic: event.topic, bytes: Self.withCase(event, caseBytes))
-            keep(full)
+            event.incarnation = incarnation
+            event.incarnationStartSeq = incarnationStartSeq
+            unpublished.append((record, PublishedEvent(seq: lastSeq, topic: event.topic, bytes: Self.withCase(event, caseBytes))))
             journal.append(event)
-            published.append(full)
         }
-        return (journal, published)
+        return journal
+    }
+
+    /// Releases, in order, the announcements whose journal records are all below
+    /// `durableBefore` (every record below it is on disk): keeps them for replay and
+    /// appends them to `published`.
+    mutating func release(durableBefore: UInt64, into published: inout [PublishedEvent]) {
+        while let first = unpublished.first, first.record < durableBefore {
+            unpublished.removeFirst()
+            publishedSeq = first.event.seq
+            keep(first.event)
+            published.append(first.event)
+        }
     }
 
     /// An event's bytes with the case appended as field 6. Protobuf allows fields in any
@@ -66,21 +100,28 @@ struct AnnouncementLog {
         return bytes
     }
 
-    /// Keeps an announcement read back from the journal at start-up. The kept window stays
-    /// contiguous: an announcement already covered is skipped, and one after a hole
-    /// (which a correct journal never has) starts the window afresh.
-    mutating func restore(_ event: Aftersales_V1_EventEnvelope, caseBytes: [UInt8]) {
+    /// Keeps an announcement read back at start-up (it is on disk, so it is published).
+    /// The kept window stays contiguous: an announcement already covered is skipped, and
+    /// one after a hole (which correct storage never has) starts the window afresh.
+    mutating func restore(_ event: PublishedEvent) {
         if let last = recent.last {
             if event.seq <= last.seq { return }
             if event.seq != last.seq + 1 { recent.removeAll() }
         }
         lastSeq = max(lastSeq, event.seq)
-        keep(PublishedEvent(seq: event.seq, topic: event.topic, bytes: Self.withCase(event, caseBytes)))
+        publishedSeq = lastSeq
+        keep(event)
     }
 
-    /// Moves the counter forward to what a snapshot recorded (its events are not kept).
+    /// Keeps an announcement read back from the journal at start-up.
+    mutating func restore(_ event: Aftersales_V1_EventEnvelope, caseBytes: [UInt8]) {
+        restore(PublishedEvent(seq: event.seq, topic: event.topic, bytes: Self.withCase(event, caseBytes)))
+    }
+
+    /// Moves the counter forward to what a snapshot recorded.
     mutating func advance(to seq: UInt64) {
         lastSeq = max(lastSeq, seq)
+        publishedSeq = lastSeq
     }
 
     private mutating func keep(_ event: PublishedEvent) {
@@ -89,12 +130,12 @@ struct AnnouncementLog {
     }
 
     /// Up to `limit` announcements from `fromSeq` on; nil when `fromSeq` is older than what is kept.
-    func replay(from fromSeq: UInt64, limit: Int) -> [PublishedEvent]? {
-        if fromSeq > lastSeq { return [] }
+    func replay(from fromSeq: UInt64, limit: Int) -> ArraySlice<PublishedEvent>? {
+        if fromSeq > publishedSeq { return [] }
         guard fromSeq >= oldestKept else { return nil }
         let start = Int(fromSeq - oldestKept)
         let end = min(recent.count, start + limit)
-        return Array(recent[start..<end])
+        return ArraySlice(recent[start..<end])
     }
 }
 

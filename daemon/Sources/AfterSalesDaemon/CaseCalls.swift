@@ -32,6 +32,14 @@ enum CaseCalls {
 
     static func version(_ expected: UInt64) -> UInt64? { expected == 0 ? nil : expected }
 
+    /// Refuses an enum number this build does not know, before anything looks at the
+    /// case: a malformed request is INVALID_ARGUMENT whether or not its case exists.
+    static func requireKnown<E: SwiftProtobuf.Enum & CaseIterable>(_ value: E, field: String) throws(RPCError) {
+        guard E.allCases.contains(value) else {
+            throw RPCError(.invalidArgument, "\(field): unknown value \(value.rawValue)")
+        }
+    }
+
     static func requireCaseID(_ id: String) throws(RPCError) {
         if id.isEmpty { throw RPCError(.invalidArgument, "case_id: required") }
     }
@@ -41,6 +49,8 @@ enum CaseCalls {
         switch method {
         case .createCase:
             let r = try decode(Aftersales_V1_CreateCaseRequest.self, payload)
+            try requireKnown(r.type, field: "type")
+            try requireKnown(r.delivery, field: "delivery")
             let new = NewCase(
                 orderID: r.orderID, orderLineID: r.orderLineID, consumerID: r.consumerID, merchantID: r.merchantID,
                 category: r.category, type: EnumMapping.engine(r.type), delivery: EnumMapping.engine(r.delivery),
@@ -87,6 +97,9 @@ enum CaseCalls {
         case .merchantOffer:
             let r = try decode(Aftersales_V1_MerchantOfferRequest.self, payload)
             try requireCaseID(r.caseID)
+            try requireKnown(r.type, field: "type")
+            try requireKnown(r.returnShippingPayer, field: "return_shipping_payer")
+            if r.type == .unspecified { throw RPCError(.invalidArgument, "type: required: REFUND_ONLY or RETURN_AND_REFUND") }
             let terms = OfferTerms(type: EnumMapping.engine(r.type), refundAmount: r.refundAmount,
                                    returnShippingPayer: EnumMapping.engine(r.returnShippingPayer), note: r.note)
             return MutationCall(request: .init(caseID: r.caseID, actor: .merchant, actorID: r.merchantID, expectedVersion: version(r.expectedVersion),

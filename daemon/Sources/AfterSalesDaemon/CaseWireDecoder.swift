@@ -48,10 +48,11 @@ extension CaseWireDecoder {
     enum SnapshotItem {
         case storedCase(Case)
         case answer(Aftersales_Storage_V1_IdempotentAnswer)
+        case event(Aftersales_Storage_V1_KeptEvent)
     }
 
     /// Decodes one `aftersales.storage.v1.SnapshotItem` (a oneof: the last member given
-    /// wins, as in SwiftProtobuf); nil if it holds neither member.
+    /// wins, as in SwiftProtobuf); nil if it holds no member.
     static func decodeSnapshotItem(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> SnapshotItem? {
         var reader = WireReader(bytes)
         var item: SnapshotItem?
@@ -70,6 +71,16 @@ extension CaseWireDecoder {
                     item = .answer(answer)
                 } catch {
                     throw .malformed("idempotent answer: \(error)")
+                }
+            case 3:
+                guard try reader.accepts(field, wt, 2) else { continue }
+                let body = try reader.lengthDelimited()
+                do {
+                    var event = Aftersales_Storage_V1_KeptEvent()
+                    try event.merge(serializedBytes: RawSpan(_unsafeBytes: body))
+                    item = .event(event)
+                } catch {
+                    throw .malformed("kept announcement: \(error)")
                 }
             default: try reader.skip(field: field, wireType: wt)
             }

@@ -3,7 +3,7 @@ import CaseEngine
 /// Everything `aftersalesd` can be told at start-up. Defaults are the embedded ones
 /// `make run` uses: loopback only, data under var/.
 public struct DaemonConfig: Sendable {
-    /// ROUTER endpoint for calls; "tcp://127.0.0.1:*" picks a free port (see `Daemon.rpcEndpoint`).
+    /// ROUTER endpoint for calls; "tcp://127.0.0.1:*" picks a free port (see `Daemon.waitUntilReady`).
     public var rpcEndpoint = "tcp://127.0.0.1:7700"
     /// PUB endpoint for announcements.
     public var pubEndpoint = "tcp://127.0.0.1:7701"
@@ -28,6 +28,9 @@ public struct DaemonConfig: Sendable {
     public var deadlineBudgetMicroseconds: UInt64 = 1_000
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
+    /// What everysec's background sync runs instead of fdatasync(fd) — for tests that
+    /// hold a sync back or make the disk lie; nil = fdatasync.
+    public var backgroundSyncOverride: (@Sendable (_ fd: Int32, _ path: String) throws -> Void)?
 
     /// The embedded defaults.
     public init() {}

@@ -8,13 +8,15 @@
 //   3. fire the deadlines that are due, exactly like calls from SYSTEM;
 //   4. make the batch durable once (group commit: one write, one fdatasync under
 //      --fsync always);
-//   5. only then send the replies and publish the announcements.
+//   5. only then send the replies, and publish the announcements that are on disk
+//      (under everysec and never those wait for the sync that covers them).
 //
-// No locks on this path: the only lock guards the hand-over of a finished background
-// snapshot, and it is taken only when the wake-up pipe says there is one.
+// No locks on this path: the hand-over of a finished background snapshot and the
+// everysec sync's progress sit behind locks, taken once a turn at most.
 import AfterSalesProto
 import AfterSalesRPC
 import CaseEngine
+import CSodium
 import Foundation
 import Logging
 import SwiftProtobuf
@@ -38,6 +40,8 @@ public final class Daemon: @unchecked Sendable {
     var journal: Journal
     var stats = MethodStatistics()
     var droppedFrames: UInt64 = 0
+    /// Peers libzmq disconnected for sending a message over its size limit.
+    var oversizedDisconnects: UInt64 = 0
     let startedAt: Millis
     var snapshots: SnapshotSchedule
 
@@ -50,18 +54,24 @@ public final class Daemon: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         lock = try DataDirectoryLock(directory: config.dataDirectory)
+        // Lets libsodium pick its fastest BLAKE2b for request fingerprints.
+        _ = sodium_init()
         let began = monotonicNanoseconds()
         let recovered = try Recovery.recover(directory: config.dataDirectory, config: config, logger: logger)
         store = recovered.store
         announcements = recovered.announcements
+        announcements.beginIncarnation(UInt64.random(in: 1...UInt64.max))
         idempotency = recovered.idempotency
-        journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition)
+        let wakeUp = try WakeUpPipe()
+        self.wakeUp = wakeUp
+        journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
+                              onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride)
         startedAt = clock.now()
         snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
-        wakeUp = try WakeUpPipe()
         logger.info("recovered", metadata: [
             "cases": "\(store.count)", "journal_records": "\(recovered.journalRecords)",
-            "last_seq": "\(announcements.lastSeq)",
+            "last_seq": "\(announcements.lastSeq)", "replayable_from": "\(announcements.oldestKept)",
+            "incarnation": "\(announcements.incarnation)",
             "ms": "\((monotonicNanoseconds() - began) / 1_000_000)"])
     }
 
@@ -75,7 +85,8 @@ public final class Daemon: @unchecked Sendable {
     public func stop() { wakeUp.signal(.stop) }
 
     /// Serves until `stop()`; returns after the final snapshot, with the sockets closed.
-    /// Throws when the sockets cannot be bound or the journal cannot be written.
+    /// Throws `BindFailure` when a socket cannot be bound, a storage error when the
+    /// journal cannot be written.
     public func run() throws {
         let context = try ZMQContext()
         let router = try ZMQSocket(context, .router)
@@ -92,8 +103,13 @@ public final class Daemon: @unchecked Sendable {
         try router.setSendHighWaterMark(0)
         try router.setReceiveHighWaterMark(0)
         try publisher.setSendHighWaterMark(config.pubHighWaterMark)
-        try router.bind(config.rpcEndpoint)
-        try publisher.bind(config.pubEndpoint)
+        for (socket, endpoint) in [(router, config.rpcEndpoint), (publisher, config.pubEndpoint)] {
+            do {
+                try socket.bind(endpoint)
+            } catch let error as ZMQError {
+                throw BindFailure(endpoint: endpoint, underlying: error)
+            }
+        }
         let endpoints = (rpc: try router.lastEndpoint, pub: try publisher.lastEndpoint)
         logger.info("serving", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
                                           "fsync": "\(config.fsync.rawValue)", "data_dir": "\(config.dataDirectory)"])
@@ -117,6 +133,7 @@ public final class Daemon: @unchecked Sendable {
                 let reasons = wakeUp.drain()
                 if reasons.contains(.stop) { stopping = true }
                 if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
+                // `.synced` needs nothing here: `answer` publishes what the sync covered.
             }
             if poller.isReadable(routerItem) {
                 var taken = 0
@@ -128,13 +145,18 @@ public final class Daemon: @unchecked Sendable {
             fireDueDeadlines(into: &batch)
             try commit(&batch)
             answer(&batch, router: router, publisher: publisher)
-            if !stopping { maybeStartSnapshot(&batch, now: clock.now()) }
+            if !stopping {
+                maybeStartSnapshot(&batch, now: clock.now())
+                // A snapshot's rotation synced the journal: publish what it released now.
+                if !batch.events.isEmpty { answer(&batch, router: router, publisher: publisher) }
+            }
         }
         try shutdown(&batch, router: router, publisher: publisher)
     }
 
-    /// Until when the loop may sleep: the next deadline, the next everysec sync, the next
-    /// periodic snapshot — whichever comes first.
+    /// Until when the loop may sleep: the next deadline, the next periodic snapshot, or a
+    /// second (the everysec sync's period) — whichever comes first. A finished background
+    /// sync or snapshot wakes the loop through the wake-up pipe.
     private func pollTimeout(now: Millis) -> Int {
         var wakeAt = now + 1_000
         if let due = store.nextDeadline { wakeAt = min(wakeAt, due) }
@@ -221,11 +243,12 @@ public final class Daemon: @unchecked Sendable {
         if key.utf8.count > maxIdempotencyKeyBytes {
             throw RPCError(.invalidArgument, "idempotency_key: \(key.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
         }
-        if !key.isEmpty, let earlier = idempotency[key] {
-            guard earlier.method == method.fullName else {
-                throw RPCError(.invalidArgument, "idempotency_key '\(key)' was already used for \(earlier.method); use a new key for \(method.fullName)")
+        var fingerprint = Data()
+        if !key.isEmpty {
+            fingerprint = RequestFingerprint.of(payload: envelope.payload)
+            if let earlier = idempotency[key] {
+                return try answerAgain(earlier, key: key, method: method, fingerprint: fingerprint)
             }
-            return .remembered(earlier)
         }
         let call = try CaseCalls.mutation(method, envelope.payload)
         let now = clock.now()
@@ -236,15 +259,19 @@ public final class Daemon: @unchecked Sendable {
             throw RPCError(error)
         }
         let encoded = EncodedCase(outcome.case)
-        let payload = WireAssembly.mutationResponse(encoded, judgement: call.reportsJudgement ? outcome.judgement : nil)
+        let judgement = call.reportsJudgement ? outcome.judgement.map(WireAssembly.judgement) : nil
+        let payload = WireAssembly.mutationResponse(encoded, judgementBytes: judgement)
         var answer: Aftersales_Storage_V1_IdempotentAnswer?
         if !key.isEmpty {
             let remembered = Aftersales_Storage_V1_IdempotentAnswer.with {
                 $0.key = key
                 $0.method = method.fullName
                 $0.code = .ok
-                $0.payload = Data(payload)
                 $0.answeredAtMs = now
+                $0.fingerprint = fingerprint
+                $0.caseID = outcome.case.caseID
+                $0.caseVersion = outcome.case.version
+                if let judgement { $0.judgement = Data(judgement) }
             }
             idempotency.remember(remembered)
             answer = remembered
@@ -253,13 +280,31 @@ public final class Daemon: @unchecked Sendable {
         return .success(payload)
     }
 
+    /// The answer to a retry: the same method and request get the first answer again,
+    /// rebuilt from the case in the store; anything else reusing the key is refused.
+    private func answerAgain(_ earlier: IdempotencyTable.Answer, key: String, method: Method, fingerprint: Data) throws(RPCError) -> CallResult {
+        // Answers remembered by older daemons have no fingerprint: the method must match.
+        guard earlier.method == method.fullName, earlier.fingerprint.isEmpty || earlier.fingerprint == fingerprint else {
+            let what = earlier.method == method.fullName ? "with a different request" : "for \(earlier.method)"
+            throw RPCError(.invalidArgument, "idempotency_key '\(key)' was already used at \(ISO8601.format(earlier.answeredAtMs)) \(what); "
+                           + "a retry must repeat its request exactly — use a new key for this \(method.fullName) call")
+        }
+        if !earlier.payload.isEmpty { return .replayed(Array(earlier.payload), message: earlier.message) }
+        guard let current = store[earlier.caseID] else {
+            throw RPCError(.internal, "idempotency_key '\(key)' answered case \(earlier.caseID), which this daemon no longer holds")
+        }
+        let payload = WireAssembly.mutationResponse(EncodedCase(current), judgementBytes: earlier.judgement.isEmpty ? nil : Array(earlier.judgement))
+        if current.version == earlier.caseVersion { return .success(payload) }
+        return .replayed(payload, message: "idempotency_key '\(key)' was answered at \(ISO8601.format(earlier.answeredAtMs)) with case \(earlier.caseID) "
+                         + "at version \(earlier.caseVersion); the case has changed since and is shown as it stands now, at version \(current.version)")
+    }
+
     /// Journals one change and queues its announcements for after the commit.
     private func record(_ outcome: Outcome, _ encoded: EncodedCase, now: Millis,
                         answer: Aftersales_Storage_V1_IdempotentAnswer?, batch: inout Batch) {
-        let events = announcements.announce(outcome, at: now, caseBytes: encoded.summary)
         var entry = Aftersales_Storage_V1_JournalEntry()
         entry.timeMs = now
-        entry.events = events.journal
+        entry.events = announcements.announce(outcome, at: now, caseBytes: encoded.summary, record: journal.nextSequence)
         entry.nextCaseNumber = store.nextCaseNumber
         if let answer { entry.answer = answer }
         do {
@@ -269,7 +314,6 @@ public final class Daemon: @unchecked Sendable {
             // size limit keeps cases far below it, so this is a bug worth stopping for.
             fatalError("journal refused a record: \(error)")
         }
-        batch.events.append(contentsOf: events.published)
         batch.changed = true
     }
 
@@ -299,21 +343,24 @@ public final class Daemon: @unchecked Sendable {
     /// supervisor restarts from what is durable (as Redis does under appendfsync always).
     private func commit(_ batch: inout Batch) throws {
         do {
+            // Announcements waiting for the disk make everysec start its sync now.
+            let urgent = announcements.unpublishedCount > 0
             if batch.changed {
-                try journal.commit()
+                try journal.commit(urgent: urgent)
             } else {
-                try journal.syncIfDue()
+                try journal.syncIfDue(urgent: urgent)
             }
         } catch {
             logger.critical("journal write failed; refusing the batch and stopping", metadata: ["error": "\(error)"])
             batch.refuseAll(RPCError(.unavailable, "the daemon could not write its journal (\(error)); nothing was applied, retry against a restarted daemon"))
-            batch.events.removeAll()
             throw error
         }
     }
 
-    /// Sends the batch's replies and publishes its announcements, then empties it.
+    /// Sends the batch's replies and publishes the announcements now on disk, then
+    /// empties the batch.
     private func answer(_ batch: inout Batch, router: ZMQSocket, publisher: ZMQSocket) {
+        releaseDurableAnnouncements(into: &batch)
         for reply in batch.replies {
             let frames = WireFrames.routedReply(routing: reply.routing, body: reply.body)
             do {
@@ -332,17 +379,26 @@ public final class Daemon: @unchecked Sendable {
         batch.clear()
     }
 
+    /// Moves the announcements whose journal records are on disk into the batch.
+    func releaseDurableAnnouncements(into batch: inout Batch) {
+        guard announcements.unpublishedCount > 0 else { return }
+        journal.refreshDurable()
+        announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events)
+    }
+
     private func shutdown(_ batch: inout Batch, router: ZMQSocket, publisher: ZMQSocket) throws {
         logger.info("stopping: writing the final snapshot")
         waitForBackgroundSnapshot(&batch)
         answer(&batch, router: router, publisher: publisher)
         if snapshots.lastSeq != announcements.lastSeq || snapshots.lastSeq == 0 && store.count > 0 {
-            let job = prepareSnapshot()
+            let job = prepareSnapshot(&batch)
             let result = job.run()
             complete(job, result, batch: &batch)
             answer(&batch, router: router, publisher: publisher)
         }
         try journal.close()
+        // The close synced the journal: what still waited for the disk goes out now.
+        answer(&batch, router: router, publisher: publisher)
         logger.info("stopped", metadata: ["cases": "\(store.count)", "last_seq": "\(announcements.lastSeq)"])
     }
 }
@@ -351,7 +407,8 @@ public final class Daemon: @unchecked Sendable {
 enum CallResult {
     case success([UInt8])
     case failure(RPCError)
-    case remembered(Aftersales_Storage_V1_IdempotentAnswer)
+    /// A remembered answer given again: OK, with a message when the case has moved on.
+    case replayed([UInt8], message: String)
 }
 
 /// The replies and announcements of one turn of the loop, held until the batch is durable.
@@ -378,9 +435,9 @@ struct Batch {
         case .failure(let error):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: error.code, message: error.message, payload: [UInt8]())
             failed = true
-        case .remembered(let answer):
-            body = WireAssembly.responseEnvelope(requestID: requestID, code: answer.code, message: answer.message, payload: answer.payload)
-            failed = answer.code != .ok
+        case .replayed(let payload, let message):
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: message, payload: payload)
+            failed = false
         }
         replies.append(Reply(routing: routing, body: body, method: method, failed: failed, started: started))
     }

@@ -86,8 +86,10 @@ extension Daemon {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(events.reduce(16) { $0 + $1.bytes.count + 6 })
         for event in events { ProtoWire.appendField(1, event.bytes, to: &bytes) }
-        ProtoWire.appendVarintField(2, announcements.lastSeq, to: &bytes)
+        ProtoWire.appendVarintField(2, announcements.publishedSeq, to: &bytes)
         ProtoWire.appendVarintField(3, announcements.oldestKept, to: &bytes)
+        ProtoWire.appendVarintField(4, announcements.incarnation, to: &bytes)
+        ProtoWire.appendVarintField(5, announcements.incarnationStartSeq, to: &bytes)
         return bytes
     }
 
@@ -113,10 +115,14 @@ extension Daemon {
             $0.lastSnapshotAtMs = snapshots.completedAt
             $0.lastSnapshotDurationMs = snapshots.lastDurationMs
             $0.lastSnapshotBytes = snapshots.lastBytes
-            $0.lastEventSeq = announcements.lastSeq
+            $0.lastEventSeq = announcements.publishedSeq
             $0.oldestReplayableSeq = announcements.oldestKept
             $0.droppedFrames = droppedFrames
             $0.idempotencyKeys = UInt64(idempotency.count)
+            $0.incarnation = announcements.incarnation
+            $0.incarnationStartSeq = announcements.incarnationStartSeq
+            $0.unpublishedEvents = UInt64(announcements.unpublishedCount)
+            $0.oversizedDisconnects = oversizedDisconnects
         }
     }
 }

@@ -56,8 +56,8 @@ enum Recovery {
             let header = try snapshot.withRecord(0) {
                 try parse(Aftersales_Storage_V1_SnapshotHeader.self, $0, in: snapshot.path)
             }
-            guard header.format == 1 else {
-                throw RecoveryError(description: "snapshot \(snapshot.path) has format \(header.format); this aftersalesd reads format 1")
+            guard header.format == 1 || header.format == 2 else {
+                throw RecoveryError(description: "snapshot \(snapshot.path) has format \(header.format); this aftersalesd reads formats 1 and 2")
             }
             nextCaseNumber = header.nextCaseNumber
             snapshotNextCaseNumber = header.nextCaseNumber
@@ -74,6 +74,9 @@ enum Recovery {
         // the snapshot's, in journal order.
         var journalCases: [String: Case] = [:]
         var journalAnswers: [IdempotencyTable.Answer] = []
+        // The journal's announcements follow the snapshot's kept window, which the
+        // decoding thread delivers only at its end: they wait in a window of their own.
+        var journalAnnouncements = AnnouncementLog(window: config.replayWindow)
         var applied = 0
         let journalOutcome = Result<Void, any Error> {
             let journal = try Journal.readAll(directory: directory)
@@ -94,7 +97,7 @@ enum Recovery {
                 // Announcements carry the case without its history, as the loop sent them.
                 let caseBytes = EncodedCase.summary(of: restored)
                 for event in entry.events {
-                    announcements.restore(event, caseBytes: caseBytes)
+                    journalAnnouncements.restore(event, caseBytes: caseBytes)
                 }
                 applied += 1
             }
@@ -124,11 +127,15 @@ enum Recovery {
             feed.cancelAndWait()
             if let error = feed.failure { throw error }
             for answer in feed.answers { idempotency.remember(answer) }
+            for kept in feed.events {
+                announcements.restore(PublishedEvent(seq: kept.seq, topic: kept.topic, bytes: Array(kept.envelope)))
+            }
             logger.info("loaded snapshot", metadata: ["path": "\(feed.path)", "seq": "\(snapshotSeq)", "cases": "\(feed.caseCount)"])
         } else {
             store = CaseStore(config: config.engine, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
         }
         for answer in journalAnswers { idempotency.remember(answer) }
+        for event in journalAnnouncements.recent { announcements.restore(event) }
         #if canImport(Glibc)
         // The decoding thread's malloc arena is left full of freed decoding temporaries
         // between the cases it made; hand those pages back rather than keep them resident.
@@ -180,6 +187,7 @@ final class SnapshotFeed: @unchecked Sendable {
     // Written by the decoding thread before `done`; read after waiting for `done`.
     private(set) var failure: (any Error)?
     private(set) var answers: [IdempotencyTable.Answer] = []
+    private(set) var events: [Aftersales_Storage_V1_KeptEvent] = []
     private(set) var caseCount = 0
 
     private init(path: String) { self.path = path }
@@ -210,6 +218,7 @@ final class SnapshotFeed: @unchecked Sendable {
                         if !hand(&chunk) { break items }
                     }
                 case .answer(let answer)?: answers.append(answer)
+                case .event(let event)?: events.append(event)
                 case nil: throw RecoveryError(description: "snapshot \(snapshot.path) holds an empty item")
                 }
             }

@@ -5,6 +5,7 @@
 import AfterSalesProto
 import AfterSalesRPC
 import CaseEngine
+import DequeModule
 import Foundation
 import HashTreeCollections
 import Logging
@@ -38,6 +39,8 @@ struct SnapshotJob: Sendable {
     let takenAt: Millis
     let cases: TreeDictionary<String, Case>
     let answers: [Aftersales_Storage_V1_IdempotentAnswer]
+    /// The replay window, oldest first (all published: the journal was synced at the copy).
+    let events: Deque<PublishedEvent>
     /// The journal segments closed when the copy was taken: those the kept snapshots
     /// cover are deleted by `run`, off the loop.
     let closedSegments: [ClosedSegment]
@@ -61,12 +64,13 @@ struct SnapshotJob: Sendable {
     /// Writes the snapshot file.
     private func write() -> Result<SnapshotInfo, Error> {
         let header = Aftersales_Storage_V1_SnapshotHeader.with {
-            $0.format = 1
+            $0.format = 2
             $0.lastSeq = seq
             $0.nextCaseNumber = nextCaseNumber
             $0.takenAtMs = takenAt
             $0.caseCount = UInt64(cases.count)
             $0.answerCount = UInt64(answers.count)
+            $0.eventCount = UInt64(events.count)
         }
         // Serializing our own freshly built messages cannot fail.
         let records = [try! header.serializedBytes() as [UInt8]].lazy
@@ -79,9 +83,20 @@ struct SnapshotJob: Sendable {
         let answerRecords = answers.lazy.map { answer -> [UInt8] in
             try! Aftersales_Storage_V1_SnapshotItem.with { $0.answer = answer }.serializedBytes()
         }
+        // SnapshotItem field 3 is a KeptEvent: seq (1), topic (2), the published bytes (3).
+        let eventRecords = events.lazy.map { event -> [UInt8] in
+            var kept: [UInt8] = []
+            kept.reserveCapacity(event.bytes.count + event.topic.utf8.count + 24)
+            ProtoWire.appendVarintField(1, event.seq, to: &kept)
+            ProtoWire.appendField(2, Array(event.topic.utf8), to: &kept)
+            ProtoWire.appendField(3, event.bytes, to: &kept)
+            var item: [UInt8] = []
+            ProtoWire.appendField(3, kept, to: &item)
+            return item
+        }
         return Result {
             try SnapshotWriter(directory: directory).write(seq: journalPosition,
-                                                           records: ChainedRecords(records, caseRecords, answerRecords))
+                                                           records: ChainedRecords(records, caseRecords, answerRecords, eventRecords))
         }
     }
 }
@@ -96,15 +111,15 @@ struct SnapshotOutcome: Sendable {
     var deletionError: Error?
 }
 
-/// Three record sequences one after another, without materialising them.
-struct ChainedRecords<A: Sequence, B: Sequence, C: Sequence>: Sequence
-where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8] {
-    let a: A, b: B, c: C
-    init(_ a: A, _ b: B, _ c: C) { (self.a, self.b, self.c) = (a, b, c) }
+/// Four record sequences one after another, without materialising them.
+struct ChainedRecords<A: Sequence, B: Sequence, C: Sequence, D: Sequence>: Sequence
+where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8], D.Element == [UInt8] {
+    let a: A, b: B, c: C, d: D
+    init(_ a: A, _ b: B, _ c: C, _ d: D) { (self.a, self.b, self.c, self.d) = (a, b, c, d) }
 
     func makeIterator() -> AnyIterator<[UInt8]> {
-        var ia = a.makeIterator(), ib = b.makeIterator(), ic = c.makeIterator()
-        return AnyIterator { ia.next() ?? ib.next() ?? ic.next() }
+        var ia = a.makeIterator(), ib = b.makeIterator(), ic = c.makeIterator(), id = d.makeIterator()
+        return AnyIterator { ia.next() ?? ib.next() ?? ic.next() ?? id.next() }
     }
 }
 
@@ -130,18 +145,22 @@ final class SnapshotHandOff: @unchecked Sendable {
 
 extension Daemon {
     /// Captures the store and rotates the journal (loop thread; the batch is committed).
-    func prepareSnapshot() -> SnapshotJob {
+    /// The rotation syncs the journal, so every announcement made so far is released to
+    /// `batch` and the snapshot's replay window reaches its last sequence number.
+    func prepareSnapshot(_ batch: inout Batch) -> SnapshotJob {
         let position = journal.nextSequence
         do {
             try journal.rotate(startingAt: position)
         } catch {
             logger.error("journal rotation failed; the snapshot will still be written", metadata: ["error": "\(error)"])
         }
+        releaseDurableAnnouncements(into: &batch)
         let now = clock.now()
         snapshots.lastAt = now
-        return SnapshotJob(directory: config.dataDirectory, seq: announcements.lastSeq, journalPosition: position,
+        return SnapshotJob(directory: config.dataDirectory, seq: announcements.publishedSeq, journalPosition: position,
                            nextCaseNumber: store.nextCaseNumber, takenAt: now,
-                           cases: store.cases, answers: idempotency.inOrder, closedSegments: journal.closedSegments)
+                           cases: store.cases, answers: idempotency.inOrder, events: announcements.recent,
+                           closedSegments: journal.closedSegments)
     }
 
     /// Periodic snapshots: every --snapshot-interval, when something changed.
@@ -150,7 +169,7 @@ extension Daemon {
         if !snapshots.requested.isEmpty {
             snapshots.waiting = snapshots.requested
             snapshots.requested.removeAll()
-            startBackgroundSnapshot()
+            startBackgroundSnapshot(&batch)
             return
         }
         guard config.snapshotIntervalMs > 0, now - snapshots.lastAt >= config.snapshotIntervalMs else { return }
@@ -158,7 +177,7 @@ extension Daemon {
             snapshots.lastAt = now
             return
         }
-        startBackgroundSnapshot()
+        startBackgroundSnapshot(&batch)
     }
 
     /// TakeSnapshot: answered when the snapshot is on disk.
@@ -169,8 +188,8 @@ extension Daemon {
         snapshots.requested.append((routing, requestID, monotonicNanoseconds()))
     }
 
-    private func startBackgroundSnapshot() {
-        let job = prepareSnapshot()
+    private func startBackgroundSnapshot(_ batch: inout Batch) {
+        let job = prepareSnapshot(&batch)
         snapshots.inFlight = job
         let handOff = snapshots.handOff
         let wake = wakeUp

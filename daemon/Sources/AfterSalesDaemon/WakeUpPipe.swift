@@ -7,6 +7,8 @@ struct WakeUpReason: OptionSet, Sendable {
     let rawValue: UInt8
     static let stop = WakeUpReason(rawValue: 1)
     static let snapshotDone = WakeUpReason(rawValue: 2)
+    /// A background fdatasync finished: announcements it covered may be published.
+    static let synced = WakeUpReason(rawValue: 4)
 }
 
 /// A self-pipe the loop polls beside its socket, so other threads (the signal watcher,

@@ -51,13 +51,21 @@ enum WireAssembly {
     /// The answer to every mutating CaseService call: field 1 `case`, and for the calls
     /// that run the judgement, field 2 `judgement`.
     static func mutationResponse(_ encoded: EncodedCase, judgement: Judgement?) -> [UInt8] {
+        mutationResponse(encoded, judgementBytes: judgement.map(Self.judgement))
+    }
+
+    /// The same, with the judgement already serialized.
+    static func mutationResponse(_ encoded: EncodedCase, judgementBytes judgement: [UInt8]?) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(encoded.full.count + 64)
         ProtoWire.appendField(1, encoded.full, to: &bytes)
-        if let judgement {
-            ProtoWire.appendField(2, try! Aftersales_V1_Judgement(judgement).serializedBytes(), to: &bytes)
-        }
+        if let judgement { ProtoWire.appendField(2, judgement, to: &bytes) }
         return bytes
+    }
+
+    /// A serialized `Judgement`, as responses carry it and idempotent answers keep it.
+    static func judgement(_ judgement: Judgement) -> [UInt8] {
+        try! Aftersales_V1_Judgement(judgement).serializedBytes()
     }
 
     /// GetCaseResponse: field 1 `case`.

@@ -19,6 +19,10 @@ struct AftersalesdCommand: ParsableCommand {
               aftersalesd ready rpc=ENDPOINT pub=ENDPOINT
             Durations accept ms, s, m, h and d suffixes (500ms, 30s, 12h, 7d).
             SIGTERM or SIGINT: finish the batch in hand, write a final snapshot, exit 0.
+            Exit codes: 0 stopped cleanly; 64 a malformed option or endpoint (nothing touched);
+            70 a runtime failure such as a journal write (a restart recovers); 73 an endpoint
+            that cannot be bound (address in use, not this machine's); 78 a data directory
+            that is damaged or held by another daemon.
             """,
         version: Daemon.version
     )
@@ -82,6 +86,12 @@ struct AftersalesdCommand: ParsableCommand {
         var config = DaemonConfig()
         if let v = setting(rpc, "RPC") { config.rpcEndpoint = v }
         if let v = setting(pub, "PUB") { config.pubEndpoint = v }
+        for (option, endpoint) in [("rpc", config.rpcEndpoint), ("pub", config.pubEndpoint)] {
+            if let problem = BindEndpoint.problem(endpoint) { throw ValidationError("--\(option): \(problem)") }
+        }
+        if config.rpcEndpoint == config.pubEndpoint, !config.rpcEndpoint.hasSuffix(":*"), !config.rpcEndpoint.hasSuffix(":0") {
+            throw ValidationError("--rpc and --pub are both \(config.rpcEndpoint); the two sockets need two endpoints")
+        }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(fsync, "FSYNC") {
             guard let policy = FsyncPolicy(rawValue: v) else { throw ValidationError("--fsync: '\(v)' must be always, everysec or never") }
@@ -159,6 +169,9 @@ struct AftersalesdCommand: ParsableCommand {
         announcer.start()
         do {
             try daemon.run()
+        } catch let error as BindFailure {
+            logger.critical("cannot serve", metadata: ["error": "\(error)"])
+            throw ExitCode(73)  // EX_CANTCREAT: the endpoint cannot be made; a person must look
         } catch {
             logger.critical("stopped on error", metadata: ["error": "\(error)"])
             throw ExitCode(70)  // EX_SOFTWARE

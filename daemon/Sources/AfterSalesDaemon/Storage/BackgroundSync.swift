@@ -10,15 +10,20 @@ import Foundation
 final class BackgroundSync: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`:
-    private var requested: (fd: Int32, path: String)?
+    private var requested: (fd: Int32, path: String, through: UInt64)?
     private var running = false
     private var stopping = false
     private var failureText: String?
+    private var syncedThrough: UInt64 = 0
     private let sync: @Sendable (Int32, String) throws -> Void
+    private let onDone: (@Sendable () -> Void)?
 
-    /// Starts the thread; `sync` is fdatasync except in tests.
-    init(sync: @escaping @Sendable (Int32, String) throws -> Void = { try StorageIO.dataSync($0, path: $1) }) {
+    /// Starts the thread; `sync` is fdatasync except in tests. `onDone` is called on the
+    /// sync thread after each sync (the daemon wakes its loop to publish what it covered).
+    init(sync: @escaping @Sendable (Int32, String) throws -> Void = { try StorageIO.dataSync($0, path: $1) },
+         onDone: (@Sendable () -> Void)? = nil) {
         self.sync = sync
+        self.onDone = onDone
         let thread = Thread { [self] in serve() }
         thread.name = "aftersalesd-fsync"
         thread.start()
@@ -26,11 +31,13 @@ final class BackgroundSync: @unchecked Sendable {
 
     /// Starts an fdatasync of `fd` unless one is still running (then returns false and
     /// the caller tries again later, as Redis postpones an overdue everysec fsync).
-    func begin(fd: Int32, path: String) -> Bool {
+    /// `through` is the journal position the sync covers: every record below it had been
+    /// written when the sync was asked for.
+    func begin(fd: Int32, path: String, through: UInt64 = 0) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard requested == nil, !running else { return false }
-        requested = (fd, path)
+        requested = (fd, path, through)
         condition.broadcast()
         return true
     }
@@ -47,6 +54,14 @@ final class BackgroundSync: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return failureText
+    }
+
+    /// The journal position below which a finished background sync made every record
+    /// durable (0 before the first).
+    var durableThrough: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return syncedThrough
     }
 
     /// Ends the thread once the sync in hand is done.
@@ -69,8 +84,17 @@ final class BackgroundSync: @unchecked Sendable {
             do { try sync(job.fd, job.path) } catch { failed = "\(error)" }
             condition.lock()
             running = false
-            if let failed, failureText == nil { failureText = failed }
+            if let failed {
+                if failureText == nil { failureText = failed }
+            } else {
+                syncedThrough = max(syncedThrough, job.through)
+            }
             condition.broadcast()
+            if let onDone {
+                condition.unlock()
+                onDone()
+                condition.lock()
+            }
         }
         condition.unlock()
     }

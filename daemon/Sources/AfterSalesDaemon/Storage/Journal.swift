@@ -125,6 +125,8 @@ public final class Journal {
     public private(set) var lastSync: ContinuousClock.Instant
     /// fdatasync calls made so far (for stats and tests).
     public private(set) var syncCount = 0
+    /// Every record below this sequence is on disk. Announcements wait for it.
+    public private(set) var durableNextSequence: UInt64
 
     private var fd: Int32 = -1
     private var currentFirstSequence: UInt64
@@ -159,12 +161,21 @@ public final class Journal {
     /// new segment starts at `nextSequence`, so records never get numbers a snapshot
     /// already covers. Throws `.damaged` if the newest segment is damaged, `.io` on
     /// failed system calls.
+    ///
+    /// What the newest segment holds is synced once here: a crashed process may have left
+    /// records in the page cache only, and those are about to be served as durable.
+    /// `onBackgroundSync` is called on the sync thread after each everysec sync.
     public init(directory: String, fsync: FsyncPolicy, nextSequence: UInt64 = 1,
-                now: ContinuousClock.Instant = .now) throws {
+                now: ContinuousClock.Instant = .now,
+                onBackgroundSync: (@Sendable () -> Void)? = nil,
+                backgroundSync sync: (@Sendable (Int32, String) throws -> Void)? = nil) throws {
         self.directory = directory
         self.fsyncPolicy = fsync
         self.lastSync = now
-        self.backgroundSync = fsync == .everysec ? BackgroundSync() : nil
+        self.durableNextSequence = nextSequence
+        self.backgroundSync = fsync == .everysec
+            ? (sync.map { BackgroundSync(sync: $0, onDone: onBackgroundSync) } ?? BackgroundSync(onDone: onBackgroundSync))
+            : nil
         self.currentSegmentPath = ""
         self.currentFirstSequence = nextSequence
         self.nextSequence = nextSequence
@@ -181,6 +192,11 @@ public final class Journal {
         let fd = try StorageIO.open(last.path, O_RDWR | O_APPEND)
         self.fd = fd
         let scan = try Journal.scanSegment(fd: fd, path: last.path, isNewest: true, visit: { _ in })
+        do {
+            try StorageIO.dataSync(fd, path: last.path)
+        } catch let error as StorageError where error.errno == EINVAL {
+            // A file that cannot be synced at all (a device): later writes will say so.
+        }
         recoveredTornTail = scan.torn
         currentSegmentPath = last.path
         currentFirstSequence = last.first
@@ -192,6 +208,7 @@ public final class Journal {
         } else {
             self.nextSequence = end
             committedNextSequence = end
+            durableNextSequence = end
         }
     }
 
@@ -219,7 +236,10 @@ public final class Journal {
     /// it) and `.io` is thrown. If fdatasync fails, the journal becomes unusable: every
     /// later call throws, because after a failed fsync the kernel may have dropped the
     /// dirty pages — restart and recover from disk.
-    public func commit(now: ContinuousClock.Instant = .now) throws {
+    ///
+    /// `urgent` (everysec): announcements wait for the disk, so a background sync starts
+    /// now if none is running, not only once a second.
+    public func commit(now: ContinuousClock.Instant = .now, urgent: Bool = false) throws {
         // Once per batch, not per append: the background sync's state sits behind a lock.
         takeBackgroundSyncFailure()
         try checkUsable()
@@ -241,9 +261,15 @@ public final class Journal {
         }
         switch fsyncPolicy {
         case .always: if hasUnsyncedData { try sync(now: now) }
-        case .everysec: _ = try syncIfDue(now: now)
+        case .everysec: _ = try syncIfDue(now: now, urgent: urgent)
         case .never: break
         }
+    }
+
+    /// Takes in what finished background syncs made durable (`durableNextSequence`).
+    public func refreshDurable() {
+        guard let backgroundSync else { return }
+        durableNextSequence = max(durableNextSequence, backgroundSync.durableThrough)
     }
 
     /// With `.everysec`: starts a background fdatasync if committed data is unsynced, a
@@ -251,14 +277,15 @@ public final class Journal {
     /// it started one. Call it from the loop (see `nextSyncDeadline`) so data is not left
     /// unsynced when traffic stops. With other policies it does nothing. A failed
     /// background sync makes the journal unusable, as a failed `commit` sync does.
+    /// With `urgent`, it does not wait for the second to pass.
     @discardableResult
-    public func syncIfDue(now: ContinuousClock.Instant = .now) throws -> Bool {
+    public func syncIfDue(now: ContinuousClock.Instant = .now, urgent: Bool = false) throws -> Bool {
         try checkUsable()
-        guard fsyncPolicy == .everysec, hasUnsyncedData, now - lastSync >= .seconds(1),
+        guard fsyncPolicy == .everysec, hasUnsyncedData, urgent || now - lastSync >= .seconds(1),
               let backgroundSync else { return false }
         takeBackgroundSyncFailure()
         try checkUsable()
-        guard backgroundSync.begin(fd: fd, path: currentSegmentPath) else {
+        guard backgroundSync.begin(fd: fd, path: currentSegmentPath, through: committedNextSequence) else {
             // The last one is still running (a slow disk): look again shortly, not in a spin.
             postponedUntil = now + .milliseconds(10)
             return false
@@ -292,6 +319,9 @@ public final class Journal {
         if currentSize == 0 && seq == currentFirstSequence { return }
         if hasUnsyncedData { try sync(now: now) }
         try closeCurrentSegment()
+        // The old segment is synced: by `sync` above, or by a background sync that
+        // `closeCurrentSegment` waited for.
+        refreshDurable()
         try startSegment(at: seq)
     }
 
@@ -338,6 +368,7 @@ public final class Journal {
         try commit(now: now)
         if hasUnsyncedData { try sync(now: now) }
         backgroundSync?.waitUntilIdle()
+        refreshDurable()
         backgroundSync?.stop()
         StorageIO.close(fd)
         fd = -1
@@ -445,6 +476,7 @@ public final class Journal {
             throw error
         }
         hasUnsyncedData = false
+        durableNextSequence = committedNextSequence
         lastSync = now
         syncCount += 1
     }
@@ -465,5 +497,6 @@ public final class Journal {
         currentSize = 0
         nextSequence = seq
         committedNextSequence = seq
+        durableNextSequence = max(durableNextSequence, seq)
     }
 }
