@@ -56,7 +56,7 @@ final class DaemonProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = [
             "--rpc", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*", "--data-dir", dir,
-            "--fsync", "never", "--proposal-ttl", proposalTTL,
+            "--fsync", "always", "--proposal-ttl", proposalTTL,
         ] + extra
         let stdout = Pipe()
         process.standardOutput = stdout

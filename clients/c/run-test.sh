@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 mkfifo "$work/stdout"
 "$daemon_bin" --rpc 'tcp://127.0.0.1:*' --pub 'tcp://127.0.0.1:*' --data-dir "$work/data" \
-    --fsync never --proposal-ttl 300ms >"$work/stdout" 2>"$work/stderr" </dev/null &
+    --fsync everysec --proposal-ttl 300ms >"$work/stdout" 2>"$work/stderr" </dev/null &
 daemon_pid=$!
 exec 3<"$work/stdout"
 

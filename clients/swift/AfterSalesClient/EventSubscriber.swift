@@ -14,6 +14,17 @@ public enum SubscriberEvent: Sendable, Equatable {
     /// prefixes, so a consumer should re-read the cases it cares about. Delivery goes on
     /// from `oldestAvailableSeq`.
     case lost(fromSeq: UInt64, throughSeq: UInt64, oldestAvailableSeq: UInt64)
+    /// Announcements already delivered are gone: the daemon started a new incarnation of
+    /// its stream at `fromSeq` (storage lost what it had confirmed: a restored backup, a
+    /// disk that lied), so `fromSeq...throughSeq` as delivered no longer exist and those
+    /// numbers now belong to different announcements, which follow. Re-read the cases.
+    case rewound(fromSeq: UInt64, throughSeq: UInt64, oldIncarnation: UInt64, newIncarnation: UInt64)
+    /// The daemon stopped answering (it is restarting, or unreachable). The subscriber
+    /// keeps trying with backoff; nothing is lost while the replay window holds the gap.
+    case disconnected(reason: String)
+    /// The daemon answers again. `restarted` when it is a new incarnation of the stream;
+    /// the gap since is filled next, from ReplayEvents.
+    case reconnected(incarnation: UInt64, restarted: Bool)
 
     /// The announcement, when this is one.
     public var announcement: EventEnvelope? {
@@ -41,8 +52,14 @@ public enum SubscriberEvent: Sendable, Equatable {
 /// pauses lets the socket's queue fill up to its high-water mark, after which the daemon
 /// drops announcements for it — and the subscriber fills the gap when it resumes.
 ///
+/// A subscriber is long-lived: when the daemon restarts or cannot be reached it reports
+/// `disconnected`, retries with backoff (libzmq reconnects the SUB socket by itself),
+/// reports `reconnected`, and fills the gap through ReplayEvents; only a gap the replay
+/// window no longer holds is `lost`. Each start of the daemon is a new incarnation of
+/// the stream; one that begins at or below a number already delivered is a `rewound`.
+///
 /// One consumer iterates it. The sequence ends (returns nil) after `close()`, and throws
-/// an `RPCError` when a replay fails (e.g. the daemon stopped answering).
+/// an `RPCError` only for what retrying cannot mend (e.g. a malformed endpoint).
 ///
 /// ```swift
 /// let notices = EventSubscriber(client: client, endpoint: "tcp://127.0.0.1:7701",
@@ -68,14 +85,18 @@ public final class EventSubscriber: AsyncSequence, Sendable {
         public var replayBatch: UInt32
         /// The deadline of each ReplayEvents / GetStats call.
         public var callDeadline: Duration
+        /// The longest wait between two tries while the daemon does not answer (the wait
+        /// doubles from 100 ms up to this).
+        public var maxRetryInterval: Duration
 
         /// The defaults.
-        public init(tailCheckInterval: Duration? = .seconds(1), receiveHighWaterMark: Int32 = 1000, receiveBufferBytes: Int32? = nil, replayBatch: UInt32 = 1000, callDeadline: Duration = .seconds(5)) {
+        public init(tailCheckInterval: Duration? = .seconds(1), receiveHighWaterMark: Int32 = 1000, receiveBufferBytes: Int32? = nil, replayBatch: UInt32 = 1000, callDeadline: Duration = .seconds(5), maxRetryInterval: Duration = .seconds(2)) {
             self.tailCheckInterval = tailCheckInterval
             self.receiveHighWaterMark = receiveHighWaterMark
             self.receiveBufferBytes = receiveBufferBytes
             self.replayBatch = replayBatch
             self.callDeadline = callDeadline
+            self.maxRetryInterval = maxRetryInterval
         }
     }
 
@@ -91,6 +112,10 @@ public final class EventSubscriber: AsyncSequence, Sendable {
         public var replayed = 0
         /// Announcements delivered to the consumer.
         public var delivered = 0
+        /// Times the daemon stopped answering and the subscriber waited for it.
+        public var disconnects = 0
+        /// Rewinds reported.
+        public var rewinds = 0
     }
 
     /// The daemon's default PUB endpoint.
@@ -244,9 +269,18 @@ final class SubscriberCore: Sendable {
     /// Thread-side state (never shared).
     private final class State {
         var lastSeq: UInt64?
+        /// The daemon's incarnation as last seen, and its first sequence number.
+        var incarnation: UInt64?
         var pending: [SubscriberEvent] = []
         var lastActivity = monotonicNanos()
+        /// Set while calls fail: the daemon is being waited for.
+        var down = false
+        /// An answer came after `down`; the next `observe` reports `reconnected`.
+        var reconnecting = false
     }
+
+    /// The subscriber was closed while waiting for the daemon.
+    private struct Closed: Error {}
 
     private func run() {
         guard let wake, let context else {
@@ -280,8 +314,12 @@ final class SubscriberCore: Sendable {
                 try replay(from: max(1, from), through: nil, state)
                 if state.lastSeq == nil { state.lastSeq = max(1, from) - 1 }
             } else {
-                state.lastSeq = try client.blocking.getStats(deadline: options.callDeadline).lastEventSeq
+                let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                observe(incarnation: stats.incarnation, startSeq: stats.incarnationStartSeq, state)
+                state.lastSeq = stats.lastEventSeq
             }
+        } catch is Closed {
+            return
         } catch {
             fail(error)
             return
@@ -316,14 +354,18 @@ final class SubscriberCore: Sendable {
                     state.lastActivity = monotonicNanos()
                 } else if wanted, let interval = options.tailCheckInterval,
                           monotonicNanos() >= state.lastActivity + interval.nanoseconds {
-                    // Quiet: did we miss announcements at the tail?
-                    let last = try client.blocking.getStats(deadline: options.callDeadline).lastEventSeq
-                    if let seen = state.lastSeq, last > seen {
-                        try replay(from: seen + 1, through: last, state)
+                    // Quiet: did we miss announcements at the tail (or did the daemon restart)?
+                    let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                    observe(incarnation: stats.incarnation, startSeq: stats.incarnationStartSeq, state)
+                    if let seen = state.lastSeq, stats.lastEventSeq > seen {
+                        try replay(from: seen + 1, through: stats.lastEventSeq, state)
                         shared.withLock { $0.counters.gapsFilled += 1 }
                     }
                     state.lastActivity = monotonicNanos()
                 }
+            } catch is Closed {
+                publish(state)
+                return
             } catch {
                 publish(state)
                 fail(error)
@@ -337,6 +379,8 @@ final class SubscriberCore: Sendable {
     private func handleLive(_ frames: [Frame], _ state: State) throws {
         guard frames.count == 2, let event = try? EventEnvelope(serializedBytes: frames[1]) else { return }
         shared.withLock { $0.counters.live += 1 }
+        // A live announcement is always of the daemon's current incarnation.
+        observe(incarnation: event.incarnation, startSeq: event.incarnationStartSeq, state)
         let seen = state.lastSeq ?? (event.seq &- 1)
         if event.seq <= seen {
             shared.withLock { $0.counters.duplicates += 1 }
@@ -361,20 +405,24 @@ final class SubscriberCore: Sendable {
             request.fromSeq = next
             let left = end.map { $0 - next + 1 } ?? UInt64(options.replayBatch)
             request.maxEvents = UInt32(min(UInt64(options.replayBatch), left))
-            let outcome = Result { () throws(RPCError) -> Aftersales_V1_ReplayEventsResponse in
-                try client.blocking.replayEvents(request, deadline: options.callDeadline)
-            }
             let response: Aftersales_V1_ReplayEventsResponse
-            switch outcome {
-            case .success(let value):
-                response = value
-            case .failure(let error):
+            do {
+                response = try call(state) { () throws(RPCError) in try client.blocking.replayEvents(request, deadline: options.callDeadline) }
+            } catch let error as RPCError {
                 guard error.code == .outOfRange else { throw error }
-                let oldest = try client.blocking.getStats(deadline: options.callDeadline).oldestReplayableSeq
+                let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                let oldest = stats.oldestReplayableSeq
                 guard oldest > next else { throw error }
                 state.pending.append(.lost(fromSeq: next, throughSeq: oldest - 1, oldestAvailableSeq: oldest))
                 state.lastSeq = oldest - 1
                 next = oldest
+                continue
+            }
+            // The events of a replay may be of older incarnations (made before a restart):
+            // the answer itself says which incarnation the daemon is in now.
+            if observe(incarnation: response.incarnation, startSeq: response.incarnationStartSeq, state) {
+                // A rewind moved the position back: replay from there.
+                next = (state.lastSeq ?? 0) + 1
                 continue
             }
             shared.withLock { $0.counters.replayed += response.events.count }
@@ -386,6 +434,63 @@ final class SubscriberCore: Sendable {
             }
             // Done when the daemon has nothing more (from_seq past its latest) or sent none.
             if response.events.isEmpty || next > response.lastSeq { break }
+        }
+    }
+
+    /// Takes in the daemon's current incarnation. A new one that begins at or below what
+    /// was delivered is a rewind: reported, and the position moves back to just before
+    /// it so its announcements are delivered too. Returns whether it rewound.
+    /// A change of incarnation, or the first answer after the daemon was unreachable, is
+    /// also reported (`reconnected`).
+    @discardableResult
+    private func observe(incarnation: UInt64, startSeq: UInt64, _ state: State) -> Bool {
+        guard incarnation != 0 else { return false }  // a daemon from before incarnations
+        let known = state.incarnation
+        state.incarnation = incarnation
+        let restarted = known.map { $0 != incarnation } ?? false
+        if restarted || state.reconnecting {
+            state.reconnecting = false
+            state.pending.append(.reconnected(incarnation: incarnation, restarted: restarted))
+        }
+        guard restarted, let known, let seen = state.lastSeq, startSeq >= 1, startSeq <= seen else { return false }
+        state.pending.append(.rewound(fromSeq: startSeq, throughSeq: seen, oldIncarnation: known, newIncarnation: incarnation))
+        shared.withLock { $0.counters.rewinds += 1 }
+        state.lastSeq = startSeq - 1
+        return true
+    }
+
+    /// One call to the daemon, tried until it is answered: while it is not (restarting,
+    /// unreachable) the consumer hears `disconnected` once, the thread waits with backoff,
+    /// and hears `reconnected` when an answer comes. An answer that is an error is the
+    /// caller's to handle. Throws `Closed` when the subscriber is closed meanwhile.
+    private func call<T>(_ state: State, _ body: () throws(RPCError) -> T) throws -> T {
+        var wait = Duration.milliseconds(100)
+        while true {
+            let outcome = Result { () throws(RPCError) -> T in try body() }
+            switch outcome {
+            case .success(let value):
+                if state.down {
+                    // Reported by the `observe` of this answer, which knows whether it restarted.
+                    state.down = false
+                    state.reconnecting = true
+                }
+                return value
+            case .failure(let error):
+                guard error.code == .unavailable || error.code == .deadlineExceeded else { throw error }
+                if !state.down {
+                    state.down = true
+                    shared.withLock { $0.counters.disconnects += 1 }
+                    state.pending.append(.disconnected(reason: error.message))
+                }
+                publish(state)
+                // Sleep on the wake-up pipe so that close() ends the wait at once.
+                var poller = ZMQPoller()
+                if let wake { _ = poller.add(fileDescriptor: wake.readEnd) }
+                _ = try? poller.poll(timeoutMilliseconds: Int(wait.nanoseconds / 1_000_000))
+                wake?.drain()
+                if shared.withLock({ $0.closed }) { throw Closed() }
+                wait = min(wait * 2, options.maxRetryInterval)
+            }
         }
     }
 

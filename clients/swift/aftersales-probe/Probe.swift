@@ -274,6 +274,28 @@ struct Watch: AsyncParsableCommand {
                         print("!! announcements \(first)...\(last) are gone (oldest available \(oldest)): re-read the cases")
                     }
                     fflush(nil)
+                case .rewound(let first, let last, let old, let new):
+                    if global.json {
+                        print(#"{"rewound":{"fromSeq":"\#(first)","throughSeq":"\#(last)","oldIncarnation":"\#(old)","newIncarnation":"\#(new)"}}"#)
+                    } else {
+                        print("!! the daemon's stream rewound: announcements \(first)...\(last) shown above are gone (incarnation \(old) → \(new)); the numbers are reused below: re-read the cases")
+                    }
+                    fflush(nil)
+                case .disconnected(let reason):
+                    if global.json {
+                        let quoted = (try? JSONSerialization.data(withJSONObject: [reason], options: [])).map { String(decoding: $0.dropFirst().dropLast(), as: UTF8.self) } ?? "\"\""
+                        print(#"{"disconnected":{"reason":\#(quoted)}}"#)
+                    } else {
+                        FileHandle.standardError.write(Data("-- no answer from the daemon (\(reason)); retrying\n".utf8))
+                    }
+                    fflush(nil)
+                case .reconnected(let incarnation, let restarted):
+                    if global.json {
+                        print(#"{"reconnected":{"incarnation":"\#(incarnation)","restarted":\#(restarted)}}"#)
+                    } else {
+                        FileHandle.standardError.write(Data("-- \(restarted ? "daemon restarted" : "reconnected") (incarnation \(incarnation)); catching up\n".utf8))
+                    }
+                    fflush(nil)
                 }
             }
         }
