@@ -53,7 +53,7 @@ def daemon(tmp_path_factory) -> Daemon:
     data_dir = tmp_path_factory.mktemp("aftersalesd-data")
     log_path = str(tmp_path_factory.mktemp("aftersalesd-log") / "stderr.log")
     cmd = [binary, "--rpc", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*",
-           "--data-dir", str(data_dir), "--fsync", "never",
+           "--data-dir", str(data_dir), "--fsync", "everysec",
            "--proposal-ttl", f"{PROPOSAL_TTL_MS}ms"]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)

@@ -1,14 +1,15 @@
-"""The client's framing, errors, Lazy Pirate retries and gap fill, against fake sockets
-(no daemon needed)."""
+"""The client's framing, errors, Lazy Pirate retries, gap fill and rewinds, against fake
+sockets (no daemon needed)."""
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
 import zmq
 
-from aftersales_client import (Client, EventsLost, RpcError, RpcTimeout, StatusCode, Subscriber,
-                               admin_service_pb2, case_service_pb2, envelope_pb2)
+from aftersales_client import (Client, EventsLost, EventsRewound, RpcError, RpcTimeout, StatusCode,
+                               Subscriber, admin_service_pb2, case_service_pb2, envelope_pb2)
 
 from fakes import FakeRouter
 
@@ -91,11 +92,15 @@ def test_client_recovers_after_a_timeout():
 # -- subscriber ------------------------------------------------------------------------------
 
 class FakeDaemonEvents:
-    """A PUB socket plus a ROUTER answering ReplayEvents from the events published so far."""
+    """A PUB socket plus a ROUTER answering ReplayEvents from the events published so far.
+    ``restart(start)`` begins a new incarnation at ``start``, losing what was kept from
+    there on; ``drop_replays`` ReplayEvents calls go unanswered (a daemon that is down)."""
 
     def __init__(self, oldest: int = 1):
         self.events = {}
         self.oldest = oldest
+        self.incarnation, self.start = random.getrandbits(64) | 1, 1
+        self.drop_replays = 0
         self.router = FakeRouter(self._replay)
         self.pub = zmq.Context.instance().socket(zmq.PUB)
         self.pub.setsockopt(zmq.LINGER, 0)
@@ -104,18 +109,33 @@ class FakeDaemonEvents:
 
     def _replay(self, env, n):
         assert env.method == "aftersales.v1.AdminService/ReplayEvents"
+        if self.drop_replays > 0:
+            self.drop_replays -= 1
+            return None
         req = admin_service_pb2.ReplayEventsRequest.FromString(env.payload)
         if req.from_seq < self.oldest:
             return envelope_pb2.ResponseEnvelope(request_id=env.request_id,
                                                  code=StatusCode.OUT_OF_RANGE, message="too old")
         last = max(self.events, default=0)
         evs = [self.events[s] for s in range(req.from_seq, last + 1)][: req.max_events or 1000]
-        return ok(env, admin_service_pb2.ReplayEventsResponse(events=evs, last_seq=last,
-                                                              oldest_available_seq=self.oldest))
+        return ok(env, admin_service_pb2.ReplayEventsResponse(
+            events=evs, last_seq=last, oldest_available_seq=self.oldest,
+            incarnation=self.incarnation, incarnation_start_seq=self.start))
 
-    def make(self, seq, topic):
-        self.events[seq] = envelope_pb2.EventEnvelope(seq=seq, topic=topic, case_id=f"AS{seq}")
+    def make(self, seq, topic="case.updated"):
+        self.events[seq] = envelope_pb2.EventEnvelope(
+            seq=seq, topic=topic, case_id=f"AS{seq}-{self.incarnation:x}",
+            incarnation=self.incarnation, incarnation_start_seq=self.start)
         return self.events[seq]
+
+    def restart(self, start):
+        old = self.incarnation
+        while self.incarnation == old:
+            self.incarnation = random.getrandbits(64) | 1
+        self.start = start
+        for s in [s for s in self.events if s >= start]:
+            del self.events[s]
+        return self.incarnation
 
     def publish(self, ev):
         self.pub.send_multipart([ev.topic.encode(), ev.SerializeToString()])
@@ -184,3 +204,152 @@ def test_subscriber_reports_unreplayable_gap_then_continues(fake_events):
         assert ei.value.from_seq == 2 and ei.value.to_seq == 5
         ev = sub.recv(timeout=1)
         assert ev is not None and ev.seq == 6 and sub.last_seq == 6
+
+
+def _publish(fake, *seqs):
+    for s in seqs:
+        fake.publish(fake.events[s])
+
+
+def test_subscriber_reports_rewind_then_delivers_the_reused_numbers(fake_events):
+    a = fake_events.incarnation
+    for s in range(1, 6):
+        fake_events.make(s)
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=0) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 1, 2, 3, 4, 5)
+        assert [e.seq for e in _drain(sub, 5)] == [1, 2, 3, 4, 5]
+        # The daemon comes back without 4 and 5; its new incarnation reuses the numbers.
+        b = fake_events.restart(start=4)
+        for s in (4, 5, 6):
+            fake_events.make(s)
+        _publish(fake_events, 5, 5, 6)  # 4 missed (replayed), 5 twice (a duplicate)
+        with pytest.raises(EventsRewound) as ei:
+            sub.recv(timeout=5)
+        e = ei.value
+        assert isinstance(e, EventsLost)
+        assert (e.from_seq, e.to_seq, e.old_incarnation, e.new_incarnation) == (4, 5, a, b)
+        got = _drain(sub, 3)
+        assert [(ev.seq, ev.case_id) for ev in got] == \
+            [(s, fake_events.events[s].case_id) for s in (4, 5, 6)]
+        assert sub.recv(timeout=0.2) is None
+        assert sub.last_seq == 6 and sub.incarnation == b
+
+
+def test_subscriber_finds_rewind_in_replayed_announcements(fake_events):
+    a = fake_events.incarnation
+    for s in range(1, 6):
+        fake_events.make(s)
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=0) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 1, 2, 3, 4, 5)
+        assert len(_drain(sub, 5)) == 5
+        b = fake_events.restart(start=4)  # loses 4 and 5, makes 4..6: all missed
+        for s in (4, 5, 6):
+            fake_events.make(s)
+        c2 = fake_events.restart(start=7)  # then an ordinary restart
+        _publish(fake_events, fake_events.make(7).seq)  # 7 > 5: no rewind on its own
+        with pytest.raises(EventsRewound) as ei:
+            sub.recv(timeout=5)
+        assert (ei.value.from_seq, ei.value.to_seq) == (4, 5)
+        assert (ei.value.old_incarnation, ei.value.new_incarnation) == (a, b)
+        got = _drain(sub, 4)
+        assert [(ev.seq, ev.incarnation) for ev in got] == [(4, b), (5, b), (6, b), (7, c2)]
+        assert sub.incarnation == c2
+
+
+def test_subscriber_rewind_against_the_incarnation_it_was_given(fake_events):
+    a = fake_events.incarnation
+    for s in range(1, 6):
+        fake_events.make(s)
+    b = fake_events.restart(start=3)
+    for s in (3, 4):
+        fake_events.make(s)
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=5, incarnation=a) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 4)
+        with pytest.raises(EventsRewound) as ei:
+            sub.recv(timeout=5)
+        assert (ei.value.from_seq, ei.value.to_seq) == (3, 5)
+        assert [(ev.seq, ev.incarnation) for ev in _drain(sub, 2)] == [(3, b), (4, b)]
+
+
+def test_subscriber_ordinary_restart_reports_nothing(fake_events):
+    a = fake_events.incarnation
+    for s in range(1, 6):
+        fake_events.make(s)
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=3, incarnation=a) as sub:
+        time.sleep(0.3)
+        b = fake_events.restart(start=6)  # nothing lost
+        for s in (6, 7):
+            fake_events.make(s)
+        _publish(fake_events, 7)  # 4, 5 (made before the restart) and 6 are replayed
+        got = _drain(sub, 4)
+        assert [(ev.seq, ev.incarnation) for ev in got] == [(4, a), (5, a), (6, b), (7, b)]
+        assert sub.recv(timeout=0.2) is None
+        assert sub.last_seq == 7 and sub.incarnation == b
+
+
+def test_subscriber_drops_duplicates(fake_events):
+    for s in range(1, 5):
+        fake_events.make(s)
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=0) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 1, 2, 2, 1, 4, 3, 4)  # 3 arrives after the replay gave it
+        assert [ev.seq for ev in _drain(sub, 4)] == [1, 2, 3, 4]
+        assert sub.recv(timeout=0.2) is None and sub.last_seq == 4
+
+
+def test_subscriber_retries_replay_while_the_daemon_is_down(fake_events):
+    for s in range(1, 5):
+        fake_events.make(s)
+    fake_events.drop_replays = 3
+    with Client(fake_events.router.endpoint, timeout=0.2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=0) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 1, 4)
+        assert sub.recv(timeout=1).seq == 1
+        # 2..3 cannot be fetched yet: recv's time runs out, without an error.
+        assert sub.recv(timeout=0.3) is None
+        assert [ev.seq for ev in _drain(sub, 3)] == [2, 3, 4]
+        assert fake_events.drop_replays == 0 and sub.replay_retries >= 2
+
+
+def test_subscriber_drops_a_held_announcement_the_daemon_lost(fake_events):
+    for s in range(1, 6):
+        fake_events.make(s)
+    a5 = fake_events.events[5]
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=0) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 1, 2, 3)
+        assert len(_drain(sub, 3)) == 3
+        b = fake_events.restart(start=4)  # 4 and 5 lost before the subscriber asks for 4
+        fake_events.publish(a5)
+        assert sub.recv(timeout=0.5) is None  # 5 was never delivered: nothing to report
+        _publish(fake_events, fake_events.make(4).seq)
+        assert [(ev.seq, ev.incarnation) for ev in _drain(sub, 1)] == [(4, b)]
+
+
+def test_subscriber_reports_unreplayable_gap_across_a_restart(fake_events):
+    a = fake_events.incarnation
+    for s in range(1, 7):
+        fake_events.make(s)
+    b = fake_events.restart(start=7)
+    for s in (7, 8):
+        fake_events.make(s)
+    fake_events.oldest = 8
+    with Client(fake_events.router.endpoint, timeout=2, retries=0) as c, \
+            Subscriber(fake_events.pub_endpoint, client=c, last_seq=1, incarnation=a) as sub:
+        time.sleep(0.3)
+        _publish(fake_events, 8)
+        with pytest.raises(EventsLost) as ei:
+            sub.recv(timeout=5)
+        assert type(ei.value) is EventsLost and (ei.value.from_seq, ei.value.to_seq) == (2, 7)
+        ev = sub.recv(timeout=1)
+        assert ev is not None and (ev.seq, ev.incarnation) == (8, b) and sub.incarnation == b

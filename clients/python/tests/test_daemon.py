@@ -169,9 +169,12 @@ def test_get_unknown_case_is_not_found(client):
 def test_subscriber_replays_announcements_made_before_it_connected(daemon, client):
     start_seq = client.get_stats().last_event_seq
     first = client.create_case(quality_issue_request(new_tag())).case
-    # A barrier: the daemon publishes a batch's announcements right after its replies, so
-    # once a later call is answered, first's announcements are surely out.
-    client.ping()
+    # A barrier: under --fsync everysec announcements leave about one fdatasync after the
+    # reply, so wait until none is waiting; then first's announcements are surely out.
+    deadline = time.monotonic() + EVENT_WAIT_S
+    while client.get_stats().unpublished_events:
+        assert time.monotonic() < deadline, "announcements still unpublished"
+        time.sleep(0.01)
     with Subscriber(daemon.pub, client=client, last_seq=start_seq) as sub:
         # first's announcements were published before this socket existed; the next live
         # one exposes the gap and they are fetched with ReplayEvents.
@@ -186,3 +189,25 @@ def test_subscriber_replays_announcements_made_before_it_connected(daemon, clien
         assert [e.seq for e in got] == list(range(start_seq + 1, start_seq + 1 + len(got)))
         assert ("case.created", first.case_id) in [(e.topic, e.case_id) for e in got]
         assert sub.replayed >= 1
+
+
+def test_announcements_carry_the_daemons_incarnation(daemon, client):
+    stats = client.get_stats()
+    assert stats.incarnation != 0
+    assert 1 <= stats.incarnation_start_seq <= stats.last_event_seq + 1
+    with Subscriber(daemon.pub, client=client, last_seq=stats.last_event_seq,
+                    incarnation=stats.incarnation) as sub:
+        case = client.create_case(quality_issue_request(new_tag())).case
+        got, deadline = [], time.monotonic() + EVENT_WAIT_S
+        while not any(e.case_id == case.case_id for e in got):
+            assert time.monotonic() < deadline, [(e.seq, e.topic, e.case_id) for e in got]
+            ev = sub.recv(timeout=max(0.0, deadline - time.monotonic()))
+            if ev is not None:
+                got.append(ev)
+    # No restart in between: every announcement is of the incarnation GetStats named.
+    assert {(e.incarnation, e.incarnation_start_seq) for e in got} == \
+        {(stats.incarnation, stats.incarnation_start_seq)}
+    replay = client.replay_events(from_seq=got[0].seq, max_events=1)
+    assert (replay.incarnation, replay.incarnation_start_seq) == \
+        (stats.incarnation, stats.incarnation_start_seq)
+    assert replay.events[0].incarnation == stats.incarnation

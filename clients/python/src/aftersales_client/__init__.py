@@ -6,7 +6,7 @@
 """
 from ._proto import admin_service_pb2, case_pb2, case_service_pb2, envelope_pb2
 from .client import DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, RpcError, RpcTimeout, StatusCode
-from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, Subscriber
+from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, EventsRewound, Subscriber
 
 
 class pb:  # noqa: N801 - a namespace of the generated modules
@@ -18,7 +18,8 @@ class pb:  # noqa: N801 - a namespace of the generated modules
 
 
 __all__ = [
-    "Client", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "pb",
+    "Client", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "EventsRewound",
+    "pb",
     "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT", "READ_ONLY_METHODS",
     "admin_service_pb2", "case_pb2", "case_service_pb2", "envelope_pb2",
 ]
