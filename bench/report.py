@@ -148,6 +148,12 @@ for x in pick("restart"):
         f"daemon's own recovery: {x['recovered_ms'] or '?'} ms", "", "≤ 3 s", x["restart_ms"] <= 3000)
     notes.append(f"restart: RSS after recovery {x['rss_bytes']/2**20:.0f} MiB; files {x['files']}")
 
+# 5 refused calls
+for x in pick("refused"):
+    row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",
+        f"{x['loop_ms']:.3f}", f"Ping {x['ping_p50_us']:.0f} µs", "", "≤ 2 ms",
+        x["loop_ms"] <= 2.0 and x["code"] != "ok")
+
 print("# aftersales benchmarks (`make bench`)\n")
 print(f"Machine: {machine}\n")
 print("| measure | aftersalesd | baseline | ratio: median (min–max of rounds) | target | |")

@@ -6,13 +6,13 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
@@ -200,6 +200,15 @@ if [[ " $ONLY " == *" scale "* ]]; then
   RECOVERED_MS="$(grep recovered "$WORK/scale2.out.err" | sed -n 's/.* ms=\([0-9]*\).*/\1/p' | head -1)"
   record 1 "{\"bench\": \"restart\", \"restart_ms\": $(( (t1 - t0) / 1000000 )), \"rss_bytes\": $RSS_RESTART, \"recovered_ms\": \"${RECOVERED_MS}\", \"files\": \"$SNAP_FILES\"}"
   stop_named scale2 120
+fi
+
+# --- 5 refused calls ----------------------------------------------------------------------
+if [[ " $ONLY " == *" refused "* ]]; then
+  log "refused: hostile calls (huge lists, maps) against a Ping"
+  start_daemon refused "$WORK/refused" --fsync everysec
+  "$BENCH" refused --endpoint "$RPC_refused" --count 20 | while read -r line; do record 1 "$line"; done
+  stop_named refused 30
+  rm -rf "$WORK/refused"
 fi
 
 stop_named redis 30

@@ -222,11 +222,13 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._unpublishedEvents = newValue}
   }
 
-  /// Connections libzmq closed because a peer sent a message over its limit
-  /// (4 x --max-message-bytes + 64 KiB); such a call gets no answer.
-  public var oversizedDisconnects: UInt64 {
-    get {_storage._oversizedDisconnects}
-    set {_uniqueStorage()._oversizedDisconnects = newValue}
+  /// Connections to the RPC socket closed since start-up: callers that went away, and
+  /// callers libzmq cut off for a message over its own limit (the larger of 64 MiB and
+  /// 4 x --max-message-bytes + 64 KiB), which get no answer. libzmq reports both alike.
+  /// A call between --max-message-bytes and that limit is answered RESOURCE_EXHAUSTED.
+  public var peerDisconnects: UInt64 {
+    get {_storage._peerDisconnects}
+    set {_uniqueStorage()._peerDisconnects = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -486,7 +488,7 @@ nonisolated extension Aftersales_V1_StatusCount: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{3}unpublished_events\0\u{3}oversized_disconnects\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{3}unpublished_events\0\u{3}peer_disconnects\0")
 
   fileprivate class _StorageClass {
     var _version: String = String()
@@ -509,7 +511,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
     var _incarnation: UInt64 = 0
     var _incarnationStartSeq: UInt64 = 0
     var _unpublishedEvents: UInt64 = 0
-    var _oversizedDisconnects: UInt64 = 0
+    var _peerDisconnects: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -540,7 +542,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       _incarnation = source._incarnation
       _incarnationStartSeq = source._incarnationStartSeq
       _unpublishedEvents = source._unpublishedEvents
-      _oversizedDisconnects = source._oversizedDisconnects
+      _peerDisconnects = source._peerDisconnects
     }
   }
 
@@ -579,7 +581,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         case 18: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnation) }()
         case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnationStartSeq) }()
         case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._unpublishedEvents) }()
-        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._oversizedDisconnects) }()
+        case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._peerDisconnects) }()
         default: break
         }
       }
@@ -648,8 +650,8 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       if _storage._unpublishedEvents != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._unpublishedEvents, fieldNumber: 20)
       }
-      if _storage._oversizedDisconnects != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._oversizedDisconnects, fieldNumber: 21)
+      if _storage._peerDisconnects != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._peerDisconnects, fieldNumber: 21)
       }
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -680,7 +682,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         if _storage._incarnation != rhs_storage._incarnation {return false}
         if _storage._incarnationStartSeq != rhs_storage._incarnationStartSeq {return false}
         if _storage._unpublishedEvents != rhs_storage._unpublishedEvents {return false}
-        if _storage._oversizedDisconnects != rhs_storage._oversizedDisconnects {return false}
+        if _storage._peerDisconnects != rhs_storage._peerDisconnects {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -37,7 +37,9 @@ final class DaemonProcess: @unchecked Sendable {
 
     /// Starts the daemon on free loopback ports and waits (at most `readyWithin`) for its
     /// ready line.
-    init(proposalTTL: String = "12h", extra: [String] = [], dataDir existing: String? = nil, readyWithin: Duration = .seconds(20)) throws {
+    /// `endpoints` binds the given ones instead (a restart on the ports of an earlier run).
+    init(proposalTTL: String = "12h", extra: [String] = [], dataDir existing: String? = nil,
+         endpoints: (rpc: String, pub: String)? = nil, readyWithin: Duration = .seconds(20)) throws {
         let path = productPath("aftersalesd")
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw HelperError("no aftersalesd at \(path) (build it, or set AFTERSALES_BIN_DIR)")
@@ -55,7 +57,7 @@ final class DaemonProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = [
-            "--rpc", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*", "--data-dir", dir,
+            "--rpc", endpoints?.rpc ?? "tcp://127.0.0.1:*", "--pub", endpoints?.pub ?? "tcp://127.0.0.1:*", "--data-dir", dir,
             "--fsync", "always", "--proposal-ttl", proposalTTL,
         ] + extra
         let stdout = Pipe()

@@ -23,8 +23,8 @@ struct GlobalOptions: ParsableArguments {
     var json = false
 
     mutating func validate() throws {
-        guard DurationText.milliseconds(timeout) != nil else {
-            throw ValidationError("--timeout '\(timeout)' is not a duration like 500ms or 2s")
+        guard let ms = DurationText.milliseconds(timeout), ms > 0 else {
+            throw ValidationError("--timeout '\(timeout)' is not a positive duration like 500ms or 2s")
         }
         guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
     }

@@ -19,11 +19,14 @@ enum CaseWireDecoder {
         case malformed(String)
         /// Valid protobuf, but not a case this build can hold.
         case invalid(StoredCaseError)
+        /// More fields in one message than a request may carry (`RequestShape`).
+        case tooManyFields(String)
 
         var description: String {
             switch self {
             case .malformed(let why): return "malformed protobuf: \(why)"
             case .invalid(let error): return error.description
+            case .tooManyFields(let what): return "too many fields in \(what)"
             }
         }
     }
@@ -119,8 +122,8 @@ extension CaseWireDecoder {
 
 // MARK: - Reading the wire
 
-/// A cursor over protobuf bytes.
-private struct WireReader {
+/// A cursor over protobuf bytes (the case decoder's, and `RequestShape`'s).
+struct WireReader {
     private let bytes: UnsafeRawBufferPointer
     private(set) var position = 0
 

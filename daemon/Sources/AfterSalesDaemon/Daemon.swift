@@ -40,10 +40,13 @@ public final class Daemon: @unchecked Sendable {
     var journal: Journal
     var stats = MethodStatistics()
     var droppedFrames: UInt64 = 0
-    /// Peers libzmq disconnected for sending a message over its size limit.
-    var oversizedDisconnects: UInt64 = 0
+    /// Connections to the RPC socket that closed (libzmq's monitor cannot tell a caller
+    /// that left from one it cut off for an oversized message).
+    var peerDisconnects: UInt64 = 0
     let startedAt: Millis
     var snapshots: SnapshotSchedule
+    /// List bounds checked on the wire before a request is decoded.
+    let requestShape: RequestShape
 
     private let readiness = ReadyEndpoints()
 
@@ -66,6 +69,7 @@ public final class Daemon: @unchecked Sendable {
         self.wakeUp = wakeUp
         journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
                               onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride)
+        requestShape = RequestShape(limits: config.engine.limits)
         startedAt = clock.now()
         snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
         logger.info("recovered", metadata: [
@@ -97,8 +101,9 @@ public final class Daemon: @unchecked Sendable {
         }
         // libzmq drops oversized messages without telling anyone (and disconnects the
         // peer), so its own limit sits well above ours: calls between the two limits get
-        // a RESOURCE_EXHAUSTED answer instead of silence.
-        try router.setMaxMessageSize(Int64(config.maxMessageBytes) * 4 + 65_536)
+        // a RESOURCE_EXHAUSTED answer instead of silence. What libzmq does drop shows only
+        // as a disconnect on the socket's monitor, which is counted.
+        try router.setMaxMessageSize(max(64 << 20, Int64(config.maxMessageBytes) * 4 + 65_536))
         try router.setRouterMandatory(true)
         try router.setSendHighWaterMark(0)
         try router.setReceiveHighWaterMark(0)
@@ -115,8 +120,11 @@ public final class Daemon: @unchecked Sendable {
                                           "fsync": "\(config.fsync.rawValue)", "data_dir": "\(config.dataDirectory)"])
         readiness.set(endpoints)
 
+        let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
+        defer { monitor.close() }
         var poller = ZMQPoller()
         let routerItem = poller.add(router)
+        let monitorItem = poller.add(monitor)
         let wakeItem = poller.add(fileDescriptor: wakeUp.readDescriptor)
         var batch = Batch()
         var stopping = false
@@ -134,6 +142,11 @@ public final class Daemon: @unchecked Sendable {
                 if reasons.contains(.stop) { stopping = true }
                 if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
                 // `.synced` needs nothing here: `answer` publishes what the sync covered.
+            }
+            if poller.isReadable(monitorItem) {
+                while let frames = try monitor.receive(dontWait: true) {
+                    if ZMQMonitorEvent(frames)?.event.contains(.disconnected) == true { peerDisconnects += 1 }
+                }
             }
             if poller.isReadable(routerItem) {
                 var taken = 0
@@ -184,6 +197,10 @@ public final class Daemon: @unchecked Sendable {
                         .failure(RPCError(.resourceExhausted, "request is \(body.count) bytes; this daemon accepts at most \(config.maxMessageBytes) (--max-message-bytes)")))
             return
         }
+        if let refused = requestShape.checkEnvelope(body) {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started, .failure(refused))
+            return
+        }
         let envelope: RequestEnvelope
         do {
             envelope = try RequestEnvelope(serializedBytes: body)
@@ -195,6 +212,10 @@ public final class Daemon: @unchecked Sendable {
         guard let method = Method(fullName: envelope.method) else {
             batch.reply(to: call.routing, requestID: envelope.requestID, method: nil, started: started,
                         .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
+            return
+        }
+        if let refused = requestShape.checkPayload(envelope.payload, for: method) {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
             return
         }
         let receivedAt = clock.now()

@@ -122,7 +122,7 @@ extension Daemon {
             $0.incarnation = announcements.incarnation
             $0.incarnationStartSeq = announcements.incarnationStartSeq
             $0.unpublishedEvents = UInt64(announcements.unpublishedCount)
-            $0.oversizedDisconnects = oversizedDisconnects
+            $0.peerDisconnects = peerDisconnects
         }
     }
 }

@@ -1,0 +1,128 @@
+import AfterSalesClient
+import AfterSalesProto
+import AfterSalesRPC
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Kills a daemon the hard way: no final snapshot, only the journal remains.
+func killHard(_ daemon: DaemonProcess) {
+    kill(daemon.process.processIdentifier, SIGKILL)
+    daemon.process.waitUntilExit()
+}
+
+/// A subscriber tuned to notice a dead daemon within a second or so.
+func quickSubscriber(_ client: AfterSalesClient, _ endpoint: String) -> EventSubscriber {
+    EventSubscriber(client: client, endpoint: endpoint,
+                    options: .init(tailCheckInterval: .milliseconds(200), callDeadline: .milliseconds(500), maxRetryInterval: .milliseconds(300)))
+}
+
+@Suite("Subscribers across daemon restarts", .serialized, .timeLimit(.minutes(2)))
+struct RestartTests {
+    @Test("a subscriber outlives a restart: disconnected, reconnected, every announcement exactly once")
+    func subscriberOutlivesRestart() async throws {
+        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
+        let endpoints = (rpc: first.rpc, pub: first.pub)
+        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
+        defer { client.close() }
+        let subscriber = quickSubscriber(client, first.pub)
+        defer { subscriber.close() }
+        try await Task.sleep(for: .milliseconds(200))
+        for index in 0..<3 { _ = try await client.createCase(createRequest("o-restart-\(index)")) }
+        let before = try await client.getStats().lastEventSeq
+        var events = try await collect(subscriber) { $0.compactMap(\.announcement).last?.seq == before }
+
+        // The consumer keeps waiting while the daemon is down, as a real one would.
+        let rest = Task {
+            try await collect(subscriber) { $0.compactMap(\.announcement).contains { $0.case.orderID == "o-restart-5" } }
+        }
+        killHard(first)
+        try await Task.sleep(for: .milliseconds(1_500))  // long enough for the subscriber to notice
+        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
+        defer { second.stop() }
+        for index in 3..<6 { _ = try await client.createCase(createRequest("o-restart-\(index)")) }
+        let after = try await client.getStats().lastEventSeq
+        events += try await rest.value
+
+        let seqs = events.compactMap(\.announcement).map(\.seq)
+        #expect(seqs == Array(1...after), "every announcement exactly once, in order")
+        #expect(events.contains { if case .disconnected = $0 { true } else { false } })
+        #expect(events.contains { if case .reconnected(_, true) = $0 { true } else { false } })
+        #expect(!events.contains { if case .rewound = $0 { true } else { false } })
+        let incarnations = Set(events.compactMap(\.announcement).map(\.incarnation))
+        #expect(incarnations.count == 2, "the restart is a new incarnation")
+    }
+
+    @Test("a rewind of the stream is reported, and the reused numbers are delivered, not dropped")
+    func rewindIsReported() async throws {
+        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
+        let endpoints = (rpc: first.rpc, pub: first.pub)
+        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
+        defer { client.close() }
+        let subscriber = quickSubscriber(client, first.pub)
+        defer { subscriber.close() }
+        try await Task.sleep(for: .milliseconds(200))
+
+        _ = try await client.createCase(createRequest("o-kept"))
+        let kept = try await client.getStats().lastEventSeq
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: first.dataDir)
+            .filter { $0.hasPrefix("journal-") }.sorted().last.map { first.dataDir + "/" + $0 })
+        let keptBytes = try #require(FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int)
+        _ = try await client.createCase(createRequest("o-vanishes"))
+        let seen = try await client.getStats().lastEventSeq
+        var events = try await collect(subscriber) { $0.compactMap(\.announcement).last?.seq == seen }
+        #expect(events.compactMap(\.announcement).last?.case.orderID == "o-vanishes")
+
+        // Power loss on a disk that lied about its sync: the last record is gone.
+        killHard(first)
+        #expect(truncate(segment, off_t(keptBytes)) == 0)
+        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
+        defer { second.stop() }
+        _ = try await client.createCase(createRequest("o-new"))
+        events += try await collect(subscriber) { events in
+            events.compactMap(\.announcement).contains { $0.case.orderID == "o-new" }
+        }
+
+        let rewinds = events.compactMap { event -> (UInt64, UInt64, UInt64, UInt64)? in
+            if case .rewound(let from, let through, let old, let new) = event { return (from, through, old, new) }
+            return nil
+        }
+        let rewind = try #require(rewinds.first)
+        #expect(rewinds.count == 1)
+        #expect(rewind.0 == kept + 1 && rewind.1 == seen && rewind.2 != rewind.3)
+        let reused = events.compactMap(\.announcement).filter { $0.seq > kept && $0.case.orderID == "o-new" }
+        #expect(reused.first?.seq == kept + 1, "the reused number is delivered with its new announcement")
+    }
+
+    @Test("probe watch keeps going across a restart and says so")
+    func watchAcrossRestart() async throws {
+        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
+        let endpoints = (rpc: first.rpc, pub: first.pub)
+        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
+        defer { client.close() }
+        let watch = Task.detached {
+            try runProbe(["watch", "case.created", "--from", "1", "--count", "2", "--endpoint", endpoints.rpc,
+                          "--events-endpoint", endpoints.pub, "--timeout", "500ms"], within: .seconds(40))
+        }
+        _ = try await client.createCase(createRequest("o-watch-1"))
+        try await Task.sleep(for: .milliseconds(500))
+        killHard(first)
+        try await Task.sleep(for: .milliseconds(2_500))
+        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
+        defer { second.stop() }
+        _ = try await client.createCase(createRequest("o-watch-2"))
+        let run = try await watch.value
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.lines.count == 2 && run.lines.allSatisfy { $0.contains("case.created") }, "\(run.stdout)")
+        #expect(run.stderr.contains("no answer from the daemon") && run.stderr.contains("daemon restarted"), "\(run.stderr)")
+    }
+
+    @Test("probe --timeout 0 is a usage error")
+    func zeroTimeoutIsUsage() throws {
+        let run = try runProbe(["ping", "--timeout", "0"])
+        #expect(run.status == 64 && run.stderr.contains("--timeout"), "\(run.stderr)")
+    }
+}

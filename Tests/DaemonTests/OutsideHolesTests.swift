@@ -1,0 +1,129 @@
+import AfterSalesDaemon
+import AfterSalesProto
+import AfterSalesRPC
+import Foundation
+import SwiftProtobuf
+import Testing
+
+/// What was found by trying the daemon from outside (issue: holes found from outside).
+@Suite struct OutsideHolesTests {
+    /// A key names one request: reused with another, it is refused, not answered with the
+    /// first request's answer — also after a restart.
+    @Test func anIdempotencyKeyReusedWithAnotherRequestIsRefused() throws {
+        let directory = temporaryDataDirectory()
+        do {
+            let daemon = try DaemonProcess(dataDirectory: directory)
+            let caller = try TestCaller(daemon.rpc)
+            let first = try caller.call(RPCs.createCase, plainCase(order: "R1"), key: "k1")
+            #expect(try caller.call(RPCs.createCase, plainCase(order: "R1"), key: "k1") == first)
+            let misuse = try caller.callRaw(.createCase, plainCase(order: "TOTALLY-DIFFERENT"), key: "k1")
+            #expect(misuse.code == .invalidArgument)
+            #expect(misuse.message.contains("'k1'") && misuse.message.contains("CreateCase") && misuse.message.contains("Z"), "\(misuse.message)")
+            #expect(try caller.call(RPCs.getStats, .init()).casesTotal == 1)
+            daemon.kill()
+        }
+        let daemon = try DaemonProcess(dataDirectory: directory)
+        defer { daemon.stop() }
+        let caller = try TestCaller(daemon.rpc)
+        #expect(try caller.callRaw(.createCase, plainCase(order: "TOTALLY-DIFFERENT"), key: "k1").code == .invalidArgument)
+        #expect(try caller.call(RPCs.createCase, plainCase(order: "R1"), key: "k1").case.orderID == "R1")
+    }
+
+    /// ReplayEvents serves the last --replay-window announcements across restarts: those
+    /// in the snapshot and those in the journal after it, after a kill and after a stop.
+    @Test func theReplayWindowSurvivesRestarts() throws {
+        let directory = temporaryDataDirectory()
+        var seen: UInt64 = 0
+        do {
+            let daemon = try DaemonProcess(dataDirectory: directory, arguments: ["--snapshot-interval", "0"])
+            let caller = try TestCaller(daemon.rpc)
+            for i in 0..<3 { _ = try caller.call(RPCs.createCase, interventionCase(order: "W\(i)")) }
+            _ = try caller.call(RPCs.takeSnapshot, .init())  // the first 6 now live in the snapshot
+            for i in 3..<5 { _ = try caller.call(RPCs.createCase, interventionCase(order: "W\(i)")) }
+            seen = try caller.call(RPCs.getStats, .init()).lastEventSeq
+            #expect(seen == 10)
+            daemon.kill()
+        }
+        for round in 0..<2 {
+            let daemon = try DaemonProcess(dataDirectory: directory)
+            let caller = try TestCaller(daemon.rpc)
+            let stats = try caller.call(RPCs.getStats, .init())
+            #expect(stats.oldestReplayableSeq == 1 && stats.lastEventSeq == seen, "round \(round)")
+            let replay = try caller.call(RPCs.replayEvents, .with { $0.fromSeq = 1 })
+            #expect(replay.events.map(\.seq) == Array(1...seen), "round \(round)")
+            #expect(replay.events.allSatisfy { $0.case.caseID == $0.caseID })
+            #expect(daemon.stop() == 0)  // the second round starts from the final snapshot alone
+        }
+    }
+
+    /// Argument checks come before the case is looked up: a malformed request is
+    /// INVALID_ARGUMENT whether or not its case exists.
+    @Test func anUnknownEnumValueIsInvalidEvenForAMissingCase() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.stop() }
+        let caller = try TestCaller(daemon.rpc)
+        let unknown = try caller.callRaw(.merchantOffer, Aftersales_V1_MerchantOfferRequest.with {
+            $0.caseID = "AS9999999999"; $0.merchantID = "M1"; $0.type = .UNRECOGNIZED(99); $0.refundAmount = 100
+        })
+        #expect(unknown.code == .invalidArgument && unknown.message.contains("type: unknown value 99"), "\(unknown.message)")
+        let missing = try caller.callRaw(.merchantOffer, Aftersales_V1_MerchantOfferRequest.with {
+            $0.caseID = "AS9999999999"; $0.merchantID = "M1"; $0.refundAmount = 100
+        })
+        #expect(missing.code == .invalidArgument && missing.message.contains("type: required"))
+        let valid = try caller.callRaw(.merchantOffer, Aftersales_V1_MerchantOfferRequest.with {
+            $0.caseID = "AS9999999999"; $0.merchantID = "M1"; $0.type = .refundOnly; $0.refundAmount = 100
+        })
+        #expect(valid.code == .notFound)
+    }
+
+    /// A malformed endpoint is a usage error found before the data directory is touched.
+    @Test func aMalformedEndpointExits64BeforeTouchingTheDataDirectory() throws {
+        for endpoint in ["127.0.0.1:17710", "tcp://127.0.0.1", "tcp://127.0.0.1:http", "udp://127.0.0.1:9"] {
+            let directory = temporaryDataDirectory() + "/not-yet"
+            let run = try runDaemon(["--rpc", endpoint, "--pub", "tcp://127.0.0.1:*", "--data-dir", directory])
+            #expect(run.status == 64, "\(endpoint): \(run.stderr)")
+            #expect(run.stderr.contains("--rpc"), "\(endpoint): \(run.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory), "\(endpoint) created the data directory")
+        }
+    }
+
+    /// A call too big for the daemon is answered RESOURCE_EXHAUSTED, not dropped in
+    /// silence; one too big even for libzmq (64 MiB here) closes the connection, and that
+    /// is counted.
+    @Test func oversizedCallsAreAnsweredOrCounted() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.stop() }
+        let caller = try TestCaller(daemon.rpc)
+        var fiveMB = RequestEnvelope(requestID: 5, method: .ping, payload: [])
+        fiveMB.idempotencyKey = String(repeating: "x", count: 5 << 20)
+        try caller.sendRaw([[], try fiveMB.serializedBytes()])
+        let answer = try caller.receive()
+        #expect(answer.code == .resourceExhausted && answer.requestID == 5, "\(answer.message)")
+        #expect(try caller.call(RPCs.getStats, .init()).peerDisconnects == 0)
+
+        let huge = try TestCaller(daemon.rpc)
+        try huge.sendRaw([[], [UInt8](repeating: 7, count: (64 << 20) + 1)])
+        var counted: UInt64 = 0
+        for _ in 0..<100 where counted == 0 {
+            counted = try caller.call(RPCs.getStats, .init()).peerDisconnects
+            if counted == 0 { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(counted == 1)
+    }
+}
+
+/// Runs aftersalesd to its exit (bounded: 20 s), returning the status and what it printed on stderr.
+func runDaemon(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = productsDirectory.appendingPathComponent("aftersalesd")
+    process.arguments = arguments
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = Pipe()
+    try process.run()
+    let limit = Date().addingTimeInterval(20)
+    while process.isRunning && Date() < limit { Thread.sleep(forTimeInterval: 0.02) }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}

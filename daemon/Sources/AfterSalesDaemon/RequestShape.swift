@@ -1,0 +1,159 @@
+// Every caller waits while the loop works on one call, so the work a call may cost before
+// it is refused must be bounded. Decoding is what costs: SwiftProtobuf builds one value
+// per list element, about half a microsecond each, so a 400 KB CreateCase with 100 001
+// evidence items held the loop for ~50 ms only to be told "at most 32". This counts list
+// elements on the wire first, without building anything, and refuses at the first one
+// over its bound; only a request of a sane shape is decoded.
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import Foundation
+import SwiftProtobuf
+
+/// Bounds on the repeated fields of requests, checked on the wire before decoding.
+struct RequestShape {
+    /// One repeated field: where it is, how many elements one parent may hold.
+    struct Bound {
+        /// Field numbers from the request down to the repeated field; every step but the
+        /// last is a nested message (`repeated` when each occurrence is its own element).
+        var path: [(number: UInt64, repeated: Bool)]
+        /// Elements are scalars (an enum: packed, or one field each) rather than messages.
+        var scalar: Bool
+        var max: Int
+        /// The field's name as the error names it.
+        var name: String
+    }
+
+    /// Fields a message may carry at one level (known or not): far above any request's
+    /// own, far below what would make skipping them cost.
+    static let maxFieldsPerMessage = 512
+    /// A repeated field the engine sets no bound on (anomalies: each kind counts once).
+    static let maxUnboundedElements = 64
+
+    private let bounds: [Method: [Bound]]
+    private let envelope: [Bound]
+
+    /// The bounds for `limits`; field numbers are read from the generated types.
+    init(limits: FieldLimits) {
+        let evidence = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.evidence = [.init()] }, depth: 2)
+        let evidenceTags = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.evidence = [.with { $0.tags = [.defect] }] }, depth: 3)
+        let signalAnomalies = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.logisticsAnomalies = [.lateDelivery] }, depth: 2)
+        let addedTags = Self.path(Aftersales_V1_AddEvidenceRequest.with { $0.evidence.tags = [.defect] }, depth: 2)
+        let anomalies = Self.path(Aftersales_V1_UpdateLogisticsRequest.with { $0.anomalies = [.lateDelivery] }, depth: 1)
+        let metadata = Self.path(RequestEnvelope.with { $0.metadata = ["k": "v"] }, depth: 1)
+        bounds = [
+            .createCase: [
+                Bound(path: [(evidence[0], false), (evidence[1], true)], scalar: false, max: limits.maxEvidenceItems, name: "signals.evidence"),
+                Bound(path: [(evidenceTags[0], false), (evidenceTags[1], true), (evidenceTags[2], false)], scalar: true,
+                      max: limits.maxTagsPerEvidence, name: "signals.evidence[].tags"),
+                Bound(path: [(signalAnomalies[0], false), (signalAnomalies[1], false)], scalar: true,
+                      max: Self.maxUnboundedElements, name: "signals.logistics_anomalies"),
+            ],
+            .addEvidence: [
+                Bound(path: [(addedTags[0], false), (addedTags[1], false)], scalar: true, max: limits.maxTagsPerEvidence, name: "evidence.tags"),
+            ],
+            .updateLogistics: [
+                Bound(path: [(anomalies[0], false)], scalar: true, max: Self.maxUnboundedElements, name: "anomalies"),
+            ],
+        ]
+        envelope = [Bound(path: [(metadata[0], true)], scalar: false, max: Self.maxUnboundedElements, name: "metadata")]
+    }
+
+    /// Why the RequestEnvelope `body` is refused before decoding, or nil.
+    func checkEnvelope(_ body: [UInt8]) -> RPCError? {
+        body.withUnsafeBytes { check($0, envelope, what: "RequestEnvelope") }
+    }
+
+    /// Why `method`'s request `payload` is refused before decoding, or nil.
+    func checkPayload(_ payload: Data, for method: Method) -> RPCError? {
+        payload.withUnsafeBytes { check($0, bounds[method] ?? [], what: method.requestType.protoMessageName) }
+    }
+
+    private func check(_ bytes: UnsafeRawBufferPointer, _ bounds: [Bound], what: String) -> RPCError? {
+        do throws(CaseWireDecoder.Failure) {
+            // The fields of every message level a bound descends into are counted too.
+            try Self.countFields(bytes, what: what)
+            for bound in bounds {
+                let count = try Self.elements(bytes, bound.path[...], scalar: bound.scalar, limit: bound.max)
+                if count > bound.max {
+                    return RPCError(.invalidArgument, "\(bound.name): at most \(bound.max) items, got more; nothing was decoded or changed")
+                }
+            }
+            return nil
+        } catch .tooManyFields(let at) {
+            return RPCError(.invalidArgument, "\(at): more than \(Self.maxFieldsPerMessage) fields in one message")
+        } catch {
+            // Malformed bytes: SwiftProtobuf's decoder says so in its own words.
+            return nil
+        }
+    }
+
+    /// Throws when one message level holds more than `maxFieldsPerMessage` fields.
+    private static func countFields(_ bytes: UnsafeRawBufferPointer, what: String) throws(CaseWireDecoder.Failure) {
+        var reader = WireReader(bytes)
+        var fields = 0
+        while !reader.isAtEnd {
+            let (field, wireType) = try reader.tag()
+            try reader.skip(field: field, wireType: wireType)
+            fields += 1
+            if fields > maxFieldsPerMessage { throw .tooManyFields(what) }
+        }
+    }
+
+    /// The most elements of the repeated field at `path` under one parent, counting no
+    /// further than just past `limit`.
+    private static func elements(_ bytes: UnsafeRawBufferPointer, _ path: ArraySlice<(number: UInt64, repeated: Bool)>,
+                                 scalar: Bool, limit: Int) throws(CaseWireDecoder.Failure) -> Int {
+        guard let step = path.first else { return 0 }
+        var reader = WireReader(bytes)
+        var total = 0
+        var most = 0
+        while !reader.isAtEnd, total <= limit, most <= limit {
+            let (field, wireType) = try reader.tag()
+            guard field == step.number else {
+                try reader.skip(field: field, wireType: wireType)
+                continue
+            }
+            if path.count == 1 {
+                if scalar && wireType == 2 {
+                    // Packed: one element per varint, each ending in a byte below 0x80.
+                    total += try reader.lengthDelimited().reduce(0) { $0 + ($1 < 0x80 ? 1 : 0) }
+                } else {
+                    try reader.skip(field: field, wireType: wireType)
+                    total += 1
+                }
+                continue
+            }
+            guard wireType == 2 else {
+                try reader.skip(field: field, wireType: wireType)
+                continue
+            }
+            let nested = try reader.lengthDelimited()
+            try countFields(nested, what: "field \(field)")
+            let inside = try elements(nested, path.dropFirst(), scalar: scalar, limit: limit)
+            // Occurrences of a singular message merge (their lists add up); each of a
+            // repeated one is its own parent.
+            if step.repeated { most = max(most, inside) } else { total += inside }
+        }
+        return max(total, most)
+    }
+
+    /// The field numbers of the first `depth` nested fields of a probe message's encoding:
+    /// the generated code knows them; this reads them instead of writing them again.
+    private static func path(_ probe: some SwiftProtobuf.Message, depth: Int) -> [UInt64] {
+        let bytes: [UInt8] = try! probe.serializedBytes()
+        return bytes.withUnsafeBytes { raw in
+            var numbers: [UInt64] = []
+            var reader = WireReader(raw)
+            for level in 0..<depth {
+                let (field, wireType) = try! reader.tag()
+                numbers.append(field)
+                if level + 1 < depth {
+                    precondition(wireType == 2, "probe field \(field) is not a nested message")
+                    reader = WireReader(try! reader.lengthDelimited())
+                }
+            }
+            return numbers
+        }
+    }
+}
