@@ -1,4 +1,4 @@
-import AfterSalesDaemon
+@testable import AfterSalesDaemon
 import AfterSalesProto
 import AfterSalesRPC
 import Foundation
@@ -126,4 +126,42 @@ func runDaemon(_ arguments: [String]) throws -> (status: Int32, stderr: String) 
     if process.isRunning { process.terminate() }
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+}
+
+/// Requests of absurd shape are refused from their wire bytes, before decoding, with the
+/// field named; requests of sane shape are untouched.
+@Suite struct RequestShapeTests {
+    let shape = RequestShape(limits: .init())
+
+    func payload(_ message: some SwiftProtobuf.Message) -> Data { try! message.serializedBytes() }
+
+    @Test func listsOverTheirBoundAreRefusedByName() throws {
+        var create = plainCase(order: "SHAPE")
+        create.signals.evidence = Array(repeating: .with { $0.kind = .photo }, count: 33)
+        #expect(shape.checkPayload(payload(create), for: .createCase)?.message.hasPrefix("signals.evidence: at most 32") == true)
+        create.signals.evidence = [.with { $0.kind = .photo; $0.tags = Array(repeating: .defect, count: 9) }]
+        #expect(shape.checkPayload(payload(create), for: .createCase)?.message.hasPrefix("signals.evidence[].tags: at most 8") == true)
+        var logistics = Aftersales_V1_UpdateLogisticsRequest()
+        logistics.anomalies = Array(repeating: .lateDelivery, count: 65)
+        #expect(shape.checkPayload(payload(logistics), for: .updateLogistics)?.message.hasPrefix("anomalies: at most 64") == true)
+        var envelope = RequestEnvelope(requestID: 1, method: .ping, payload: [])
+        envelope.metadata = Dictionary(uniqueKeysWithValues: (0..<65).map { ("k\($0)", "v") })
+        #expect(shape.checkEnvelope(try envelope.serializedBytes())?.message.hasPrefix("metadata: at most 64") == true)
+    }
+
+    @Test func saneRequestsPass() throws {
+        var create = interventionCase(order: "SANE")
+        create.signals.evidence = Array(repeating: .with { $0.kind = .photo; $0.tags = Array(repeating: .defect, count: 8) }, count: 32)
+        create.signals.logisticsAnomalies = [.lateDelivery, .damagedInTransit]
+        #expect(shape.checkPayload(payload(create), for: .createCase) == nil)
+        var envelope = RequestEnvelope(requestID: 1, method: .createCase, payload: try create.serializedBytes())
+        envelope.metadata = ["caller": "merchant-backoffice"]
+        #expect(shape.checkEnvelope(try envelope.serializedBytes()) == nil)
+    }
+
+    @Test func unknownFieldsBeyondAnyRequestsOwnAreRefused() throws {
+        // 600 unknown varint fields (number 99) in a Ping.
+        let junk = Data((0..<600).flatMap { _ in [0x98, 0x06, 0x01] as [UInt8] })
+        #expect(shape.checkPayload(junk, for: .ping)?.message.contains("more than 512 fields") == true)
+    }
 }

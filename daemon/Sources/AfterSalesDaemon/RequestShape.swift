@@ -74,7 +74,8 @@ struct RequestShape {
             // The fields of every message level a bound descends into are counted too.
             try Self.countFields(bytes, what: what)
             for bound in bounds {
-                let count = try Self.elements(bytes, bound.path[...], scalar: bound.scalar, limit: bound.max)
+                let levels = bound.name.split(separator: ".").map { $0.replacingOccurrences(of: "[]", with: "") }
+                let count = try Self.elements(bytes, bound.path[...], levels: levels[...], scalar: bound.scalar, limit: bound.max)
                 if count > bound.max {
                     return RPCError(.invalidArgument, "\(bound.name): at most \(bound.max) items, got more; nothing was decoded or changed")
                 }
@@ -101,14 +102,19 @@ struct RequestShape {
     }
 
     /// The most elements of the repeated field at `path` under one parent, counting no
-    /// further than just past `limit`.
+    /// further than just past `limit`. A nested level holding more than
+    /// `maxFieldsPerMessage` fields before that is refused by the name in `levels`.
     private static func elements(_ bytes: UnsafeRawBufferPointer, _ path: ArraySlice<(number: UInt64, repeated: Bool)>,
-                                 scalar: Bool, limit: Int) throws(CaseWireDecoder.Failure) -> Int {
+                                 levels: ArraySlice<String>, scalar: Bool, limit: Int,
+                                 level: String? = nil) throws(CaseWireDecoder.Failure) -> Int {
         guard let step = path.first else { return 0 }
         var reader = WireReader(bytes)
         var total = 0
         var most = 0
+        var fields = 0
         while !reader.isAtEnd, total <= limit, most <= limit {
+            fields += 1
+            if let level, fields > maxFieldsPerMessage { throw .tooManyFields(level) }
             let (field, wireType) = try reader.tag()
             guard field == step.number else {
                 try reader.skip(field: field, wireType: wireType)
@@ -129,8 +135,8 @@ struct RequestShape {
                 continue
             }
             let nested = try reader.lengthDelimited()
-            try countFields(nested, what: "field \(field)")
-            let inside = try elements(nested, path.dropFirst(), scalar: scalar, limit: limit)
+            let name = levels.prefix(levels.count - path.count + 1).joined(separator: ".")
+            let inside = try elements(nested, path.dropFirst(), levels: levels, scalar: scalar, limit: limit, level: name)
             // Occurrences of a singular message merge (their lists add up); each of a
             // repeated one is its own parent.
             if step.repeated { most = max(most, inside) } else { total += inside }
