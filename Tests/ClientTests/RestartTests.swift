@@ -14,22 +14,51 @@ func killHard(_ daemon: DaemonProcess) {
     daemon.process.waitUntilExit()
 }
 
-/// A subscriber tuned to notice a dead daemon within a second or so.
-func quickSubscriber(_ client: AfterSalesClient, _ endpoint: String) -> EventSubscriber {
-    EventSubscriber(client: client, endpoint: endpoint,
-                    options: .init(tailCheckInterval: .milliseconds(200), callDeadline: .milliseconds(500), maxRetryInterval: .milliseconds(300)))
+/// A daemon that can be killed and started again on the same endpoints and data, with a
+/// client and a subscriber tuned to notice a dead daemon within a second or so.
+final class RestartableDaemon: @unchecked Sendable {
+    let first: DaemonProcess
+    let client: AfterSalesClient
+    let subscriber: EventSubscriber
+    private var second: DaemonProcess?
+
+    init() throws {
+        first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
+        client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
+        subscriber = EventSubscriber(client: client, endpoint: first.pub,
+                                     options: .init(tailCheckInterval: .milliseconds(200), callDeadline: .milliseconds(500),
+                                                    maxRetryInterval: .milliseconds(300)))
+    }
+
+    var endpoints: (rpc: String, pub: String) { (first.rpc, first.pub) }
+
+    /// The newest journal segment.
+    func journalSegment() throws -> String? {
+        try FileManager.default.contentsOfDirectory(atPath: first.dataDir)
+            .filter { $0.hasPrefix("journal-") }.sorted().last.map { first.dataDir + "/" + $0 }
+    }
+
+    /// SIGKILL: no final snapshot, only the journal remains.
+    func kill() { killHard(first) }
+
+    /// Starts the daemon again on the same endpoints and data.
+    func restart() throws { second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints) }
+
+    func stop() {
+        subscriber.close()
+        client.close()
+        second?.stop()
+        first.stop()
+    }
 }
 
 @Suite("Subscribers across daemon restarts", .serialized, .timeLimit(.minutes(2)))
 struct RestartTests {
     @Test("a subscriber outlives a restart: disconnected, reconnected, every announcement exactly once")
     func subscriberOutlivesRestart() async throws {
-        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
-        let endpoints = (rpc: first.rpc, pub: first.pub)
-        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
-        defer { client.close() }
-        let subscriber = quickSubscriber(client, first.pub)
-        defer { subscriber.close() }
+        let daemon = try RestartableDaemon()
+        defer { daemon.stop() }
+        let (client, subscriber) = (daemon.client, daemon.subscriber)
         try await Task.sleep(for: .milliseconds(200))
         for index in 0..<3 { _ = try await client.createCase(createRequest("o-restart-\(index)")) }
         let before = try await client.getStats().lastEventSeq
@@ -39,10 +68,9 @@ struct RestartTests {
         let rest = Task {
             try await collect(subscriber) { $0.compactMap(\.announcement).contains { $0.case.orderID == "o-restart-5" } }
         }
-        killHard(first)
+        daemon.kill()
         try await Task.sleep(for: .milliseconds(1_500))  // long enough for the subscriber to notice
-        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
-        defer { second.stop() }
+        try daemon.restart()
         for index in 3..<6 { _ = try await client.createCase(createRequest("o-restart-\(index)")) }
         let after = try await client.getStats().lastEventSeq
         events += try await rest.value
@@ -58,18 +86,14 @@ struct RestartTests {
 
     @Test("a rewind of the stream is reported, and the reused numbers are delivered, not dropped")
     func rewindIsReported() async throws {
-        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
-        let endpoints = (rpc: first.rpc, pub: first.pub)
-        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
-        defer { client.close() }
-        let subscriber = quickSubscriber(client, first.pub)
-        defer { subscriber.close() }
+        let daemon = try RestartableDaemon()
+        defer { daemon.stop() }
+        let (client, subscriber) = (daemon.client, daemon.subscriber)
         try await Task.sleep(for: .milliseconds(200))
 
         _ = try await client.createCase(createRequest("o-kept"))
         let kept = try await client.getStats().lastEventSeq
-        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: first.dataDir)
-            .filter { $0.hasPrefix("journal-") }.sorted().last.map { first.dataDir + "/" + $0 })
+        let segment = try #require(try daemon.journalSegment())
         let keptBytes = try #require(FileManager.default.attributesOfItem(atPath: segment)[.size] as? Int)
         _ = try await client.createCase(createRequest("o-vanishes"))
         let seen = try await client.getStats().lastEventSeq
@@ -77,10 +101,9 @@ struct RestartTests {
         #expect(events.compactMap(\.announcement).last?.case.orderID == "o-vanishes")
 
         // Power loss on a disk that lied about its sync: the last record is gone.
-        killHard(first)
+        daemon.kill()
         #expect(truncate(segment, off_t(keptBytes)) == 0)
-        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
-        defer { second.stop() }
+        try daemon.restart()
         _ = try await client.createCase(createRequest("o-new"))
         events += try await collect(subscriber) { events in
             events.compactMap(\.announcement).contains { $0.case.orderID == "o-new" }
@@ -99,20 +122,18 @@ struct RestartTests {
 
     @Test("probe watch keeps going across a restart and says so")
     func watchAcrossRestart() async throws {
-        let first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
-        let endpoints = (rpc: first.rpc, pub: first.pub)
-        let client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
-        defer { client.close() }
+        let daemon = try RestartableDaemon()
+        defer { daemon.stop() }
+        let (client, endpoints) = (daemon.client, daemon.endpoints)
         let watch = Task.detached {
             try runProbe(["watch", "case.created", "--from", "1", "--count", "2", "--endpoint", endpoints.rpc,
                           "--events-endpoint", endpoints.pub, "--timeout", "500ms"], within: .seconds(40))
         }
         _ = try await client.createCase(createRequest("o-watch-1"))
         try await Task.sleep(for: .milliseconds(500))
-        killHard(first)
+        daemon.kill()
         try await Task.sleep(for: .milliseconds(2_500))
-        let second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints)
-        defer { second.stop() }
+        try daemon.restart()
         _ = try await client.createCase(createRequest("o-watch-2"))
         let run = try await watch.value
         #expect(run.status == 0, "\(run.stderr)")

@@ -11,6 +11,7 @@
 // did not make). `CaseWireDecoderTests` holds it to both on valid and on damaged bytes.
 import AfterSalesProto
 import CaseEngine
+import SwiftProtobuf
 
 enum CaseWireDecoder {
     /// Why bytes are not a case.
@@ -67,24 +68,10 @@ extension CaseWireDecoder {
                 item = .storedCase(try decodeCase(try reader.lengthDelimited()))
             case 2:
                 guard try reader.accepts(field, wt, 2) else { continue }
-                let body = try reader.lengthDelimited()
-                do {
-                    var answer = Aftersales_Storage_V1_IdempotentAnswer()
-                    try answer.merge(serializedBytes: RawSpan(_unsafeBytes: body))
-                    item = .answer(answer)
-                } catch {
-                    throw .malformed("idempotent answer: \(error)")
-                }
+                item = .answer(try small(Aftersales_Storage_V1_IdempotentAnswer.self, try reader.lengthDelimited(), "idempotent answer"))
             case 3:
                 guard try reader.accepts(field, wt, 2) else { continue }
-                let body = try reader.lengthDelimited()
-                do {
-                    var event = Aftersales_Storage_V1_KeptEvent()
-                    try event.merge(serializedBytes: RawSpan(_unsafeBytes: body))
-                    item = .event(event)
-                } catch {
-                    throw .malformed("kept announcement: \(error)")
-                }
+                item = .event(try small(Aftersales_Storage_V1_KeptEvent.self, try reader.lengthDelimited(), "kept announcement"))
             default: try reader.skip(field: field, wireType: wt)
             }
         }
@@ -93,6 +80,17 @@ extension CaseWireDecoder {
 }
 
 extension CaseWireDecoder {
+    /// A small record decoded through SwiftProtobuf (only cases are worth a direct decoder).
+    static func small<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: UnsafeRawBufferPointer, _ what: String) throws(Failure) -> M {
+        do {
+            var message = M()
+            try message.merge(serializedBytes: RawSpan(_unsafeBytes: body))
+            return message
+        } catch {
+            throw .malformed("\(what): \(error)")
+        }
+    }
+
     /// Decodes one `aftersales.storage.v1.JournalEntry`: its case directly, the rest
     /// (time, events, counter, answer: small) through SwiftProtobuf.
     static func decodeJournalEntry(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> (storedCase: Case, entry: Aftersales_Storage_V1_JournalEntry) {
