@@ -25,7 +25,11 @@ OC_C_BUILD     := $(OC_C_DIR)/build
 OC_C_GEN       := $(OC_C_BUILD)/gen
 OC_C_BIN       := $(OC_C_BUILD)/aftersales-c-client
 OC_C_PROTOS    := $(sort $(wildcard $(OC_PROTO_DIR)/aftersales/v1/*.proto))
-OC_C_GEN_SRCS  := $(patsubst $(OC_PROTO_DIR)/%.proto,$(OC_C_GEN)/%.pb-c.c,$(OC_C_PROTOS))
+# options.proto extends google/protobuf/descriptor.proto, which protoc-c compiles from the
+# copy protobuf-compiler installs (libprotobuf-c ships no C for it).
+OC_PB_INCLUDE  ?= /usr/include
+OC_C_GEN_SRCS  := $(patsubst $(OC_PROTO_DIR)/%.proto,$(OC_C_GEN)/%.pb-c.c,$(OC_C_PROTOS)) \
+                  $(OC_C_GEN)/google/protobuf/descriptor.pb-c.c
 OC_C_PKGS      := libprotobuf-c libzmq
 OC_CFLAGS      ?= -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -g
 OC_C_WARN      := -Wall -Wextra -Werror
@@ -55,7 +59,7 @@ python-client-test: $(OC_PY_STAMP) python-client-gen
 
 $(OC_C_GEN)/.stamp: $(OC_C_PROTOS)
 	@mkdir -p $(OC_C_GEN)
-	protoc-c -I$(OC_PROTO_DIR) --c_out=$(OC_C_GEN) $(OC_C_PROTOS)
+	protoc-c -I$(OC_PROTO_DIR) -I$(OC_PB_INCLUDE) --c_out=$(OC_C_GEN) $(OC_C_PROTOS) google/protobuf/descriptor.proto
 	@touch $@
 
 $(OC_C_BIN): $(OC_C_DIR)/aftersales_c_client.c $(OC_C_GEN)/.stamp

@@ -43,14 +43,19 @@ func protoFiles() throws -> [String] {
         defer { try? FileManager.default.removeItem(at: out) }
         let result = try run("protoc", ["-I", "proto", "--include_imports", "--descriptor_set_out=\(out.path)"] + protoFiles())
         #expect(result.status == 0 && result.err.isEmpty, "protoc --descriptor_set_out: \(result.err)")
-        let set = try Google_Protobuf_FileDescriptorSet(serializedBytes: Data(contentsOf: out))
+        // The method options (mutating, roles) are read through the generated extensions.
+        let set = try Google_Protobuf_FileDescriptorSet(serializedBytes: Data(contentsOf: out), extensions: Aftersales_V1_Options_Extensions)
 
         var declared: [String: (input: String, output: String)] = [:]
         for file in set.file {
             for service in file.service {
                 for method in service.method {
-                    declared["\(file.package).\(service.name)/\(method.name)"] =
-                        (String(method.inputType.dropFirst()), String(method.outputType.dropFirst()))
+                    let name = "\(file.package).\(service.name)/\(method.name)"
+                    declared[name] = (String(method.inputType.dropFirst()), String(method.outputType.dropFirst()))
+                    let generated = try #require(Method(fullName: name))
+                    #expect(generated.isMutating == method.options.Aftersales_V1_mutating, "\(name) (mutating)")
+                    #expect(generated.roles.map(\.rawValue).sorted()
+                            == method.options.Aftersales_V1_roles.map { "\($0)" }.map(roleName).sorted(), "\(name) (roles)")
                 }
             }
         }
@@ -93,4 +98,9 @@ func protoFiles() throws -> [String] {
         #expect(Method.createCase.serviceName == "aftersales.v1.CaseService")
         #expect(Method.ping.methodName == "Ping")
     }
+}
+
+/// consumerGateway (a proto enum case as Swift prints it) → consumer-gateway.
+func roleName(_ swiftCase: String) -> String {
+    swiftCase.map { $0.isUppercase ? "-" + $0.lowercased() : String($0) }.joined()
 }
