@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "aftersales-bench",
             dependencies: [
-                "AfterSalesRPC", "AfterSalesProto", "ZeroMQ",
+                "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "ZeroMQ",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -118,10 +118,17 @@ let package = Package(
         ),
 
         // MARK: tests
+        // What the test targets and the benchmarks share (like swift-nio's NIOTestUtils): the
+        // daemon as a process, plain sockets on it, fixture cases, the seeded generator.
+        .target(
+            name: "AfterSalesTestSupport",
+            dependencies: ["AfterSalesRPC", "AfterSalesProto", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Tests/AfterSalesTestSupport"
+        ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine"]),
-        .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
-        .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine", "AfterSalesTestSupport"]),
+        .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

@@ -223,8 +223,8 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
   }
 
   /// Connections to the RPC socket closed since start-up: callers that went away, and
-  /// callers libzmq cut off for a message over its own limit (the larger of 64 MiB and
-  /// 4 x --max-message-bytes + 64 KiB), which get no answer. libzmq reports both alike.
+  /// callers libzmq cut off for a message over its own limit (16 x --max-message-bytes +
+  /// 64 KiB: 16 MiB by default), which get no answer. libzmq reports both alike.
   /// A call between --max-message-bytes and that limit is answered RESOURCE_EXHAUSTED.
   public var peerDisconnects: UInt64 {
     get {_storage._peerDisconnects}

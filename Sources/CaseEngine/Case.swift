@@ -243,6 +243,33 @@ public struct ReturnShipment: Sendable, Hashable {
     }
 }
 
+
+/// Every step the engine writes into a case's history, by the name the history shows.
+public enum HistoryAction: String, CaseIterable, Sendable {
+    case create
+    case evidenceAdd = "evidence.add"
+    case logisticsUpdate = "logistics.update"
+    case proposalIssue = "proposal.issue"
+    case proposalAccept = "proposal.accept"
+    case proposalReject = "proposal.reject"
+    case proposalExpire = "proposal.expire"
+    case merchantAgree = "merchant.agree"
+    case merchantReject = "merchant.reject"
+    case merchantOffer = "merchant.offer"
+    case offerAccept = "offer.accept"
+    case offerReject = "offer.reject"
+    case offerLapse = "offer.lapse"
+    case escalate
+    case platformResolve = "platform.resolve"
+    case returnShip = "return.ship"
+    case returnReceive = "return.receive"
+    case cancel
+    case merchantReviewLapsed = "deadline.merchant_review"
+    case escalationLapsed = "deadline.escalation"
+    case returnShipmentLapsed = "deadline.return_shipment"
+    case merchantReceiptLapsed = "deadline.merchant_receipt"
+}
+
 /// One step in a case's history (协商记录). Append-only.
 public struct HistoryEntry: Sendable, Hashable {
     // Every case keeps its history, so an entry is packed into 48 bytes: the action, a
@@ -300,6 +327,18 @@ public struct HistoryEntry: Sendable, Hashable {
         pack(action: action, note: note)
     }
 
+    /// Creates a history entry for one of the engine's own steps.
+    public init(at: Millis, actor: Party, actorID: String, action: HistoryAction, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
+        self.at = at
+        self.actor = actor
+        self.actorID = actorID
+        self.fromStatus = fromStatus
+        self.toStatus = toStatus
+        customActionAndNote = note
+        customActionUTF8Count = 0
+        actionCode = UInt8(HistoryAction.allCases.firstIndex(of: action)!)
+    }
+
     private mutating func pack(action: String, note: String) {
         if let code = Self.codeByAction[action] {
             (actionCode, customActionUTF8Count, customActionAndNote) = (code, 0, note)
@@ -310,12 +349,7 @@ public struct HistoryEntry: Sendable, Hashable {
     }
 
     /// Every action the reducer records (Reducer/CaseMachine.swift).
-    private static let knownActions = [
-        "create", "evidence.add", "logistics.update", "proposal.issue", "proposal.accept", "proposal.reject",
-        "proposal.expire", "merchant.agree", "merchant.reject", "merchant.offer", "offer.accept", "offer.reject",
-        "offer.lapse", "escalate", "platform.resolve", "return.ship", "return.receive", "cancel",
-        "deadline.merchant_review", "deadline.escalation", "deadline.return_shipment", "deadline.merchant_receipt",
-    ]
+    private static let knownActions = HistoryAction.allCases.map(\.rawValue)
     private static let codeByAction = Dictionary(uniqueKeysWithValues: knownActions.enumerated().map { ($1, UInt8($0)) })
     private static let customActionCode = UInt8.max
 }

@@ -4,22 +4,6 @@ import AfterSalesRPC
 import Foundation
 import Testing
 
-/// A refund-only request on signed goods; with `damaged` the judgement intervenes at once.
-func createRequest(_ order: String, consumer: String = "c-1", merchant: String = "m-1", damaged: Bool = false, delivery: Aftersales_V1_DeliveryState = .signed) -> Aftersales_V1_CreateCaseRequest {
-    var request = Aftersales_V1_CreateCaseRequest()
-    request.orderID = order
-    request.consumerID = consumer
-    request.merchantID = merchant
-    request.category = "apparel"
-    request.type = .refundOnly
-    request.delivery = delivery
-    request.paidAmount = 19_900
-    request.refundAmount = 19_900
-    request.reason = "torn seam"
-    if damaged { request.signals.logisticsAnomalies = [.damagedInTransit] }
-    return request
-}
-
 /// Runs `body` expecting an `RPCError` with `code`; returns it.
 @discardableResult
 func expectError<T>(_ code: StatusCode, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> T) async -> RPCError? {

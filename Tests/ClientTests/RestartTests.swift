@@ -8,12 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// Kills a daemon the hard way: no final snapshot, only the journal remains.
-func killHard(_ daemon: DaemonProcess) {
-    kill(daemon.process.processIdentifier, SIGKILL)
-    daemon.process.waitUntilExit()
-}
-
 /// A daemon that can be killed and started again on the same endpoints and data, with a
 /// client and a subscriber tuned to notice a dead daemon within a second or so.
 final class RestartableDaemon: @unchecked Sendable {
@@ -23,7 +17,7 @@ final class RestartableDaemon: @unchecked Sendable {
     private var second: DaemonProcess?
 
     init() throws {
-        first = try DaemonProcess(extra: ["--snapshot-interval", "0"])
+        first = try DaemonProcess(arguments: ["--snapshot-interval", "0"])
         client = try first.client(attemptTimeout: .milliseconds(400), maxAttempts: 1)
         subscriber = EventSubscriber(client: client, endpoint: first.pub,
                                      options: .init(tailCheckInterval: .milliseconds(200), callDeadline: .milliseconds(500),
@@ -34,21 +28,21 @@ final class RestartableDaemon: @unchecked Sendable {
 
     /// The newest journal segment.
     func journalSegment() throws -> String? {
-        try FileManager.default.contentsOfDirectory(atPath: first.dataDir)
-            .filter { $0.hasPrefix("journal-") }.sorted().last.map { first.dataDir + "/" + $0 }
+        try FileManager.default.contentsOfDirectory(atPath: first.dataDirectory)
+            .filter { $0.hasPrefix("journal-") }.sorted().last.map { first.dataDirectory + "/" + $0 }
     }
 
     /// SIGKILL: no final snapshot, only the journal remains.
-    func kill() { killHard(first) }
+    func kill() { first.kill() }
 
     /// Starts the daemon again on the same endpoints and data.
-    func restart() throws { second = try DaemonProcess(dataDir: first.dataDir, endpoints: endpoints) }
+    func restart() throws { second = try DaemonProcess(dataDirectory: first.dataDirectory, endpoints: endpoints) }
 
     func stop() {
         subscriber.close()
         client.close()
-        second?.stop()
-        first.stop()
+        second?.stop(removeData: true)
+        first.stop(removeData: true)
     }
 }
 

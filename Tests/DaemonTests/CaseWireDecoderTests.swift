@@ -127,19 +127,6 @@ extension CaseWireDecoderTests {
     }
 }
 
-/// A small deterministic generator, so a failing round can be replayed.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 extension SplitMix64 {
     /// `bytes` with one to three random edits: a bit flipped, a byte replaced, the tail
     /// cut off or a byte inserted (never left empty).

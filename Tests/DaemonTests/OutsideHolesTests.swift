@@ -88,8 +88,8 @@ import Testing
     }
 
     /// A call too big for the daemon is answered RESOURCE_EXHAUSTED, not dropped in
-    /// silence; one too big even for libzmq (64 MiB here) closes the connection, and that
-    /// is counted.
+    /// silence (a 5 MB call with the default 1 MiB limit); one too big even for libzmq
+    /// (16 × the limit + 64 KiB) closes the connection, and that is counted.
     @Test func oversizedCallsAreAnsweredOrCounted() throws {
         let daemon = try DaemonProcess()
         defer { daemon.stop() }
@@ -101,31 +101,18 @@ import Testing
         #expect(answer.code == .resourceExhausted && answer.requestID == 5, "\(answer.message)")
         #expect(try caller.call(RPCs.getStats, .init()).peerDisconnects == 0)
 
-        let huge = try TestCaller(daemon.rpc)
-        try huge.sendRaw([[], [UInt8](repeating: 7, count: (64 << 20) + 1)])
+        let small = try DaemonProcess(arguments: ["--max-message-bytes", "4096"])
+        defer { small.stop() }
+        let huge = try TestCaller(small.rpc)
+        try huge.sendRaw([[], [UInt8](repeating: 7, count: 16 * 4096 + 65_536 + 1)])
+        let observer = try TestCaller(small.rpc)
         var counted: UInt64 = 0
         for _ in 0..<100 where counted == 0 {
-            counted = try caller.call(RPCs.getStats, .init()).peerDisconnects
+            counted = try observer.call(RPCs.getStats, .init()).peerDisconnects
             if counted == 0 { Thread.sleep(forTimeInterval: 0.05) }
         }
         #expect(counted == 1)
     }
-}
-
-/// Runs aftersalesd to its exit (bounded: 20 s), returning the status and what it printed on stderr.
-func runDaemon(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-    let process = Process()
-    process.executableURL = productsDirectory.appendingPathComponent("aftersalesd")
-    process.arguments = arguments
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = Pipe()
-    try process.run()
-    let limit = Date().addingTimeInterval(20)
-    while process.isRunning && Date() < limit { Thread.sleep(forTimeInterval: 0.02) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
 }
 
 /// Requests of absurd shape are refused from their wire bytes, before decoding, with the

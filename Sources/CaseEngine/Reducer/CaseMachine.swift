@@ -41,7 +41,7 @@ public struct CaseMachine: Sendable {
             deadline: Deadline(kind: .merchantReview, dueAt: now + config.merchantReviewWindow),
             createdAt: now, updatedAt: now, version: 0)
         var step = Transition(subject: fresh, statusBefore: nil, request: request, now: now)
-        step.record("create", to: .awaitingMerchantReview, note: new.reason)
+        step.record(.create, to: .awaitingMerchantReview, note: new.reason)
         step.announce(.caseCreated)
         judgeAndMaybePropose(&step)
         return step.outcome()
@@ -112,12 +112,12 @@ public struct CaseMachine: Sendable {
             step.subject.proposal!.decidedAt = now
             step.subject.type = .returnAndRefund
             step.subject.pausedReviewRemaining = nil
-            startReturn(&step, payer: .merchant, action: "proposal.accept")
+            startReturn(&step, payer: .merchant, action: .proposalAccept)
             step.announce(.proposalAccepted)
         case (.respondToProposal(.reject), .proposalPending):
             step.subject.proposal!.state = .rejected
             step.subject.proposal!.decidedAt = now
-            resumeReview(&step, action: "proposal.reject")
+            resumeReview(&step, action: .proposalReject)
             step.announce(.proposalRejected)
         case (.merchantAgree(let note), .proposalPending):
             try limitText(note, field: "note", max: config.limits.maxTextBytes)
@@ -125,7 +125,7 @@ public struct CaseMachine: Sendable {
             step.subject.proposal!.decidedAt = now
             step.subject.pausedReviewRemaining = nil
             step.announce(.proposalSuperseded)
-            agreeToRequest(&step, action: "merchant.agree", note: note, refundReason: .merchantAgreed)
+            agreeToRequest(&step, action: .merchantAgree, note: note, refundReason: .merchantAgreed)
         case (.merchantReject, .proposalPending), (.merchantOffer, .proposalPending):
             let until = ISO8601.format(current.pendingProposal?.expiresAt ?? current.deadline?.dueAt ?? now)
             throw .failedPrecondition(
@@ -134,17 +134,17 @@ public struct CaseMachine: Sendable {
         // AWAITING_MERCHANT_REVIEW: the merchant decides.
         case (.merchantAgree(let note), .awaitingMerchantReview):
             try limitText(note, field: "note", max: config.limits.maxTextBytes)
-            agreeToRequest(&step, action: "merchant.agree", note: note, refundReason: .merchantAgreed)
+            agreeToRequest(&step, action: .merchantAgree, note: note, refundReason: .merchantAgreed)
         case (.merchantReject(let reason), .awaitingMerchantReview):
             try requireText(reason, field: "reason", max: config.limits.maxTextBytes)
             step.subject.deadline = Deadline(kind: .escalation, dueAt: now + config.escalationWindow)
-            step.record("merchant.reject", to: .merchantRejected, note: reason)
+            step.record(.merchantReject, to: .merchantRejected, note: reason)
             step.announce(.caseUpdated)
         case (.merchantOffer(let terms), .awaitingMerchantReview):
             let offer = try makeOffer(terms, for: current, now: now)
             step.subject.merchantOffer = offer
             step.subject.deadline = Deadline(kind: .offerAnswer, dueAt: offer.expiresAt)
-            step.record("merchant.offer", to: .merchantOfferPending, note: describe(offer))
+            step.record(.merchantOffer, to: .merchantOfferPending, note: describe(offer))
             step.announce(.offerMade)
 
         // MERCHANT_OFFER_PENDING: the consumer answers the merchant's offer.
@@ -156,20 +156,20 @@ public struct CaseMachine: Sendable {
             step.announce(.offerAccepted)
             switch offer.type {
             case .refundOnly:
-                refund(&step, reason: .offerAccepted, action: "offer.accept")
+                refund(&step, reason: .offerAccepted, action: .offerAccept)
             case .returnAndRefund:
-                startReturn(&step, payer: offer.returnShippingPayer ?? .consumer, action: "offer.accept")
+                startReturn(&step, payer: offer.returnShippingPayer ?? .consumer, action: .offerAccept)
             }
         case (.respondToOffer(.reject), .merchantOfferPending):
             step.subject.merchantOffer!.state = .rejected
-            restartReview(&step, action: "offer.reject")
+            restartReview(&step, action: .offerReject)
             step.announce(.offerRejected)
 
         // MERCHANT_REJECTED: the consumer may escalate (商家拒绝后平台介入).
         case (.escalate(let note), .merchantRejected):
             try limitText(note, field: "note", max: config.limits.maxTextBytes)
             step.subject.deadline = nil
-            step.record("escalate", to: .platformArbitration, note: note)
+            step.record(.escalate, to: .platformArbitration, note: note)
             step.announce(.caseEscalated)
 
         // PLATFORM_ARBITRATION: the platform rules.
@@ -179,13 +179,13 @@ public struct CaseMachine: Sendable {
             switch ruling {
             case .refund:
                 step.subject.type = .refundOnly
-                refund(&step, reason: .ruledForConsumer, action: "platform.resolve", note: note)
+                refund(&step, reason: .ruledForConsumer, action: .platformResolve, note: note)
             case .returnAndRefund:
                 step.subject.type = .returnAndRefund
-                startReturn(&step, payer: .merchant, action: "platform.resolve", note: note)
+                startReturn(&step, payer: .merchant, action: .platformResolve, note: note)
                 step.announce(.caseUpdated)
             case .closeForMerchant:
-                close(&step, reason: .ruledForMerchant, action: "platform.resolve", note: note)
+                close(&step, reason: .ruledForMerchant, action: .platformResolve, note: note)
             }
 
         // AWAITING_RETURN_SHIPMENT → AWAITING_MERCHANT_RECEIPT → REFUNDED.
@@ -194,10 +194,10 @@ public struct CaseMachine: Sendable {
             try requireText(trackingNumber, field: "tracking_number", max: config.limits.maxIdentifierBytes)
             step.subject.returnShipment = ReturnShipment(carrier: carrier, trackingNumber: trackingNumber, shippedAt: now)
             step.subject.deadline = Deadline(kind: .merchantReceipt, dueAt: now + config.merchantReceiptWindow)
-            step.record("return.ship", to: .awaitingMerchantReceipt, note: "\(carrier) \(trackingNumber)")
+            step.record(.returnShip, to: .awaitingMerchantReceipt, note: "\(carrier) \(trackingNumber)")
             step.announce(.caseUpdated)
         case (.confirmReturnReceived, .awaitingMerchantReceipt):
-            refund(&step, reason: .returnReceived, action: "return.receive")
+            refund(&step, reason: .returnReceived, action: .returnReceive)
 
         // Cancel: any open status until the goods are on their way back.
         case (.cancel(let note), _) where status != .awaitingMerchantReceipt:
@@ -211,7 +211,7 @@ public struct CaseMachine: Sendable {
                 step.subject.merchantOffer!.state = .withdrawn
                 step.announce(.offerWithdrawn)
             }
-            close(&step, reason: .cancelledByConsumer, action: "cancel", note: note)
+            close(&step, reason: .cancelledByConsumer, action: .cancel, note: note)
 
         // The clock.
         case let (.fireDeadline(kind), _):
@@ -241,26 +241,26 @@ public struct CaseMachine: Sendable {
         case .merchantReview:
             // Auto-agree, as mainstream platforms do when the merchant stays silent.
             step.announce(.merchantReviewLapsed)
-            agreeToRequest(&step, action: "deadline.merchant_review", note: "merchant review window lapsed; request auto-agreed",
+            agreeToRequest(&step, action: .merchantReviewLapsed, note: "merchant review window lapsed; request auto-agreed",
                            refundReason: .reviewWindowLapsed)
         case .proposalExpiry:
             step.subject.proposal!.state = .expired
             step.subject.proposal!.decidedAt = step.now
-            resumeReview(&step, action: "proposal.expire")
+            resumeReview(&step, action: .proposalExpire)
             step.announce(.proposalExpired)
         case .offerAnswer:
             step.subject.merchantOffer!.state = .lapsed
-            restartReview(&step, action: "offer.lapse")
+            restartReview(&step, action: .offerLapse)
             step.announce(.offerLapsed)
         case .escalation:
             step.announce(.escalationLapsed)
-            close(&step, reason: .escalationWindowLapsed, action: "deadline.escalation")
+            close(&step, reason: .escalationWindowLapsed, action: .escalationLapsed)
         case .returnShipment:
             step.announce(.returnShipmentLapsed)
-            close(&step, reason: .returnWindowLapsed, action: "deadline.return_shipment")
+            close(&step, reason: .returnWindowLapsed, action: .returnShipmentLapsed)
         case .merchantReceipt:
             step.announce(.merchantReceiptLapsed)
-            refund(&step, reason: .receiptWindowLapsed, action: "deadline.merchant_receipt")
+            refund(&step, reason: .receiptWindowLapsed, action: .merchantReceiptLapsed)
         }
     }
 
@@ -275,7 +275,7 @@ public struct CaseMachine: Sendable {
         step.subject.signals.evidence.append(Evidence(kind: evidence.kind!, tags: evidence.tags, description: evidence.description,
                                                       uri: evidence.uri, addedAt: step.now))
         let tags = evidence.tags.map(\.rawValue).joined(separator: ",")
-        step.record("evidence.add", to: step.subject.status, note: "\(evidence.kind!.rawValue) [\(tags)] \(evidence.description)")
+        step.record(.evidenceAdd, to: step.subject.status, note: "\(evidence.kind!.rawValue) [\(tags)] \(evidence.description)")
         step.announce(.caseUpdated)
         judgeAndMaybePropose(&step)
     }
@@ -299,7 +299,7 @@ public struct CaseMachine: Sendable {
             step.judgement = policy.judge(step.subject)
             return
         }
-        step.record("logistics.update", to: step.subject.status, note: changes.joined(separator: "; "))
+        step.record(.logisticsUpdate, to: step.subject.status, note: changes.joined(separator: "; "))
         step.announce(.caseUpdated)
         judgeAndMaybePropose(&step)
     }
@@ -317,7 +317,7 @@ public struct CaseMachine: Sendable {
         step.subject.proposal = Proposal(issuedAt: now, expiresAt: expiresAt, state: .pending, issueKind: issueKind,
                                          reasons: judgement.reasons, score: judgement.score)
         step.subject.deadline = Deadline(kind: .proposalExpiry, dueAt: expiresAt)
-        step.record("proposal.issue", to: .proposalPending,
+        step.record(.proposalIssue, to: .proposalPending,
                     note: "\(issueKind.rawValue) score \(judgement.score)/\(judgement.threshold): \(judgement.reasons.joined(separator: ","))",
                     actor: .platform, actorID: "intervention-policy")
         step.announce(.proposalIssued)
@@ -326,7 +326,7 @@ public struct CaseMachine: Sendable {
     // MARK: - Shared moves
 
     /// The merchant (or its lapsed clock) agrees to the request as it stands.
-    private func agreeToRequest(_ step: inout Transition, action: String, note: String, refundReason: RefundReason) {
+    private func agreeToRequest(_ step: inout Transition, action: HistoryAction, note: String, refundReason: RefundReason) {
         switch step.subject.type {
         case .refundOnly:
             refund(&step, reason: refundReason, action: action, note: note)
@@ -339,14 +339,14 @@ public struct CaseMachine: Sendable {
         }
     }
 
-    private func startReturn(_ step: inout Transition, payer: ShippingPayer, action: String, note: String = "") {
+    private func startReturn(_ step: inout Transition, payer: ShippingPayer, action: HistoryAction, note: String = "") {
         step.subject.returnShippingPayer = payer
         step.subject.pausedReviewRemaining = nil
         step.subject.deadline = Deadline(kind: .returnShipment, dueAt: step.now + config.returnShipmentWindow)
         step.record(action, to: .awaitingReturnShipment, note: note.isEmpty ? "return shipping paid by \(payer.rawValue)" : note)
     }
 
-    private func refund(_ step: inout Transition, reason: RefundReason, action: String, note: String = "") {
+    private func refund(_ step: inout Transition, reason: RefundReason, action: HistoryAction, note: String = "") {
         step.subject.refundReason = reason
         step.subject.deadline = nil
         step.subject.pausedReviewRemaining = nil
@@ -354,7 +354,7 @@ public struct CaseMachine: Sendable {
         step.announce(.caseRefunded)
     }
 
-    private func close(_ step: inout Transition, reason: CloseReason, action: String, note: String = "") {
+    private func close(_ step: inout Transition, reason: CloseReason, action: HistoryAction, note: String = "") {
         step.subject.closeReason = reason
         step.subject.deadline = nil
         step.subject.pausedReviewRemaining = nil
@@ -363,7 +363,7 @@ public struct CaseMachine: Sendable {
     }
 
     /// Back to review after a proposal: the paused clock resumes with the time it had left.
-    private func resumeReview(_ step: inout Transition, action: String) {
+    private func resumeReview(_ step: inout Transition, action: HistoryAction) {
         let remaining = step.subject.pausedReviewRemaining ?? config.merchantReviewWindow
         step.subject.pausedReviewRemaining = nil
         step.subject.deadline = Deadline(kind: .merchantReview, dueAt: step.now + remaining)
@@ -373,7 +373,7 @@ public struct CaseMachine: Sendable {
     /// Back to review after an offer: the merchant spent its review by offering, so a
     /// fresh window starts (ours): resuming a remainder would let an offer made in the
     /// last minute leave the merchant no time to review the consumer's refusal.
-    private func restartReview(_ step: inout Transition, action: String) {
+    private func restartReview(_ step: inout Transition, action: HistoryAction) {
         step.subject.deadline = Deadline(kind: .merchantReview, dueAt: step.now + config.merchantReviewWindow)
         step.record(action, to: .awaitingMerchantReview, note: "merchant review restarts")
     }

@@ -19,13 +19,13 @@ struct Transition {
     }
 
     /// Appends a history entry by the requesting party and moves to `status`.
-    mutating func record(_ action: String, to status: CaseStatus, note: String = "") {
+    mutating func record(_ action: HistoryAction, to status: CaseStatus, note: String = "") {
         record(action, to: status, note: note, actor: request.actor,
                actorID: request.actor == .system ? "" : request.actorID)
     }
 
     /// Appends a history entry by an explicit party (the judgement) and moves to `status`.
-    mutating func record(_ action: String, to status: CaseStatus, note: String, actor: Party, actorID: String) {
+    mutating func record(_ action: HistoryAction, to status: CaseStatus, note: String, actor: Party, actorID: String) {
         let from: CaseStatus? = subject.history.isEmpty ? nil : subject.status
         subject.history.append(HistoryEntry(at: now, actor: actor, actorID: actorID, action: action,
                                             fromStatus: from, toStatus: status, note: note))

@@ -4,6 +4,7 @@
 // it took (the client and libzmq costs are the same for both).
 import AfterSalesProto
 import AfterSalesRPC
+import AfterSalesTestSupport
 import ArgumentParser
 import Foundation
 import Histogram

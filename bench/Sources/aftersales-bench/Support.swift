@@ -2,6 +2,7 @@
 // builders, a pipelined DEALER pool, an open-loop GetCase load and a subscriber.
 import AfterSalesProto
 import AfterSalesRPC
+import AfterSalesTestSupport
 import Foundation
 import Histogram
 import SwiftProtobuf
@@ -13,13 +14,8 @@ import Glibc
 
 // MARK: - time
 
-/// CLOCK_MONOTONIC in nanoseconds.
-@inline(__always)
-func monoNanos() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}
+/// Monotonic nanoseconds (the ZeroMQ module's clock, under the bench's short name).
+@inline(__always) func monoNanos() -> UInt64 { monotonicNanoseconds() }
 
 /// CLOCK_REALTIME in microseconds since the epoch (the daemon's expires_at_ms is on this clock).
 @inline(__always)
@@ -82,31 +78,15 @@ func log(_ text: String) {
 // MARK: - requests
 
 enum Cases {
-    /// A signed, full refund-only apparel case with a photo of a defect: the platform
-    /// proposes at once (PROPOSAL_PENDING, one deadline in the queue).
+    /// A case the platform proposes on at once (PROPOSAL_PENDING, one deadline in the queue):
+    /// the tests' `interventionCase`, for the bench's consumer and merchant.
     static func proposal(order: String) -> Aftersales_V1_CreateCaseRequest {
-        .with {
-            $0.orderID = order
-            $0.orderLineID = "1"
-            $0.consumerID = "C-bench"
-            $0.merchantID = "M-bench"
-            $0.category = "apparel"
-            $0.type = .refundOnly
-            $0.delivery = .signed
-            $0.paidAmount = 12_900
-            $0.refundAmount = 12_900
-            $0.reason = "the zip broke on first use"
-            $0.signals = .with {
-                $0.evidence = [.with { $0.kind = .photo; $0.tags = [.defect]; $0.description_p = "broken zip" }]
-            }
-        }
+        interventionCase(order: order, consumer: "C-bench", merchant: "M-bench")
     }
 
     /// The same case without evidence: no proposal, AWAITING_MERCHANT_REVIEW (48 h deadline).
     static func plain(order: String) -> Aftersales_V1_CreateCaseRequest {
-        var request = proposal(order: order)
-        request.signals = .init()
-        return request
+        plainCase(order: order, consumer: "C-bench", merchant: "M-bench")
     }
 
     static func envelope(_ id: UInt64, _ method: Method, _ message: some SwiftProtobuf.Message) -> [UInt8] {
@@ -124,31 +104,6 @@ func runPrefix(_ label: String) -> String {
 }
 
 // MARK: - blocking REQ / DEALER helpers
-
-/// A one-call-at-a-time DEALER for set-up calls.
-final class SimpleCaller {
-    let socket: ZMQSocket
-    private var nextID: UInt64 = 1
-
-    init(_ context: ZMQContext, _ endpoint: String, timeoutMs: Int32 = 60_000) throws {
-        socket = try ZMQSocket(context, .dealer)
-        try socket.setReceiveTimeout(timeoutMs)
-        try socket.connect(endpoint)
-    }
-
-    func call<Req, Res>(_ rpc: RPC<Req, Res>, _ request: Req) throws -> Res {
-        let id = nextID
-        nextID += 1
-        try socket.send(WireFrames.dealerCall(body: Cases.envelope(id, rpc.method, request)))
-        while true {
-            guard let frames = try socket.receive() else { throw BenchError("\(rpc.method.fullName): no answer within the timeout") }
-            guard let body = WireFrames.dealerReply(frames) else { throw BenchError("malformed reply") }
-            let envelope = try ResponseEnvelope(serializedBytes: body)
-            if envelope.requestID != id { continue }
-            return try envelope.decodedPayload(as: Res.self)
-        }
-    }
-}
 
 // MARK: - pipelined creation
 

@@ -4,6 +4,7 @@
 // stderr. See bench/README.md for what each figure means.
 import AfterSalesProto
 import AfterSalesRPC
+import AfterSalesTestSupport
 import ArgumentParser
 import Foundation
 import Histogram
@@ -29,7 +30,7 @@ struct Prepare: ParsableCommand {
 
     func run() throws {
         let context = try ZMQContext()
-        let caller = try SimpleCaller(context, endpoint)
+        let caller = try TestCaller(endpoint, context: context, receiveTimeoutMs: 60_000)
         let created = try caller.call(RPCs.createCase, Cases.proposal(order: runPrefix("lat")))
         let request = Cases.getCase(1, created.case.caseID)
         let req = try ZMQSocket(context, .req)
@@ -403,7 +404,7 @@ struct Scale: ParsableCommand {
         let baselineFrom = monoNanos() + 500_000_000
         let baselineTo = baselineFrom + UInt64(baselineSeconds * 1e9)
         sleepNanos(baselineTo - monoNanos())
-        let admin = try SimpleCaller(context, rpc, timeoutMs: 300_000)
+        let admin = try TestCaller(rpc, context: context, receiveTimeoutMs: 300_000)
         let snapFrom = monoNanos()
         let snapshot = try admin.call(RPCs.takeSnapshot, .init())
         let snapTo = monoNanos()

@@ -133,7 +133,7 @@ public final class AfterSalesClient: Sendable {
     // MARK: helpers
 
     private func submission(token: UInt64, method: Method, payload: [UInt8], options: CallOptions, completion: @escaping @Sendable (CallResult) -> Void) -> CallSubmission {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         let key = options.idempotencyKey ?? (method.isMutating ? makeIdempotencyKey() : "")
         let deadline = (options.deadline ?? configuration.deadline).map { duration -> UInt64 in
             let (end, overflow) = now.addingReportingOverflow(duration.nanoseconds)

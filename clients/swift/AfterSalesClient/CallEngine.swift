@@ -49,7 +49,7 @@ final class CallEngine: Sendable {
 
     let endpoint: String
     private let inbox = Mutex(Inbox())
-    private let wake: WakePipe
+    private let wake: WakeUpPipe
     private let finished = DispatchSemaphore(value: 0)
     private let context: ZMQContext
 
@@ -58,7 +58,7 @@ final class CallEngine: Sendable {
     init(endpoint: String, context: ZMQContext) throws {
         self.endpoint = endpoint
         self.context = context
-        self.wake = try WakePipe()
+        self.wake = try WakeUpPipe()
         let started = DispatchSemaphore(value: 0)
         let startError = Mutex<(any Error)?>(nil)
         let thread = Thread { [self] in
@@ -91,7 +91,7 @@ final class CallEngine: Sendable {
             return true
         }
         if accepted {
-            wake.wake()
+            wake.signal()
         } else {
             call.completion(.failure(RPCError(.cancelled, "the client was closed")))
         }
@@ -100,7 +100,7 @@ final class CallEngine: Sendable {
     /// Gives up on a call: it completes with CANCELLED (unless it already completed).
     func cancel(_ token: UInt64) {
         inbox.withLock { $0.cancellations.append(token) }
-        wake.wake()
+        wake.signal()
     }
 
     /// Stops the I/O thread: calls still in flight complete with CANCELLED. Waits (at most
@@ -112,7 +112,7 @@ final class CallEngine: Sendable {
             return !inbox.closing
         }
         guard first else { return }
-        wake.wake()
+        wake.signal()
         _ = finished.wait(timeout: .now() + .nanoseconds(Int(min(wait.nanoseconds, UInt64(Int.max)))))
     }
 
@@ -156,7 +156,7 @@ final class CallEngine: Sendable {
             return
         }
         while failure == nil {
-            let now = monotonicNanos()
+            let now = monotonicNanoseconds()
             let nearest = loop.pending.values.lazy.map(\.wakeAt).min()
             do {
                 _ = try loop.poller.poll(timeoutMilliseconds: pollTimeout(until: nearest, now: now))
@@ -178,7 +178,7 @@ final class CallEngine: Sendable {
             }
             for call in submissions {
                 var entry = Pending(call: call)
-                send(&entry, loop, now: monotonicNanos(), newAttempt: true)
+                send(&entry, loop, now: monotonicNanoseconds(), newAttempt: true)
                 loop.pending[call.token] = entry
             }
             for token in cancellations {
@@ -216,7 +216,7 @@ final class CallEngine: Sendable {
         loop.socket = socket
         var poller = ZMQPoller()
         poller.add(socket)
-        poller.add(fileDescriptor: wake.readEnd)
+        poller.add(fileDescriptor: wake.readDescriptor)
         loop.poller = poller
     }
 
@@ -271,7 +271,7 @@ final class CallEngine: Sendable {
     /// Fails or resends the calls whose attempt (or deadline) ran out; one Lazy Pirate
     /// reconnect serves every call resent in this round.
     private func handleTimeouts(_ loop: Loop) {
-        let now = monotonicNanos()
+        let now = monotonicNanoseconds()
         var retry: [UInt64] = []
         for (token, entry) in loop.pending where entry.wakeAt <= now {
             let call = entry.call

@@ -194,7 +194,7 @@ final class SubscriberCore: Sendable {
     let options: EventSubscriber.Options
     let context: ZMQContext?
     private let shared = Mutex(Shared())
-    private let wake: WakePipe?
+    private let wake: WakeUpPipe?
     private let finished = DispatchSemaphore(value: 0)
 
     init(client: AfterSalesClient, endpoint: String, topics: [String], from: UInt64?, options: EventSubscriber.Options, context: ZMQContext?) {
@@ -204,7 +204,7 @@ final class SubscriberCore: Sendable {
         self.from = from
         self.options = options
         self.context = context
-        self.wake = try? WakePipe()
+        self.wake = try? WakeUpPipe()
     }
 
     var lastSeq: UInt64? { shared.withLock { $0.lastSeq } }
@@ -226,7 +226,7 @@ final class SubscriberCore: Sendable {
             return shared.waiter
         }
         waiter?.resume(returning: nil)
-        wake?.wake()
+        wake?.signal()
     }
 
     /// The consumer's side: the next ready event, or wait for the thread to produce one.
@@ -248,7 +248,7 @@ final class SubscriberCore: Sendable {
                 case .event(let event): continuation.resume(returning: event)
                 case .end: continuation.resume(returning: nil)
                 case .fail(let error): continuation.resume(throwing: error)
-                case .wait: wake?.wake()
+                case .wait: wake?.signal()
                 }
             }
         } onCancel: {
@@ -272,7 +272,7 @@ final class SubscriberCore: Sendable {
         /// The daemon's incarnation as last seen, and its first sequence number.
         var incarnation: UInt64?
         var pending: [SubscriberEvent] = []
-        var lastActivity = monotonicNanos()
+        var lastActivity = monotonicNanoseconds()
         /// Set while calls fail: the daemon is being waited for.
         var down = false
         /// An answer came after `down`; the next `observe` reports `reconnected`.
@@ -305,7 +305,7 @@ final class SubscriberCore: Sendable {
         defer { socket.close() }
         var poller = ZMQPoller()
         let socketItem = poller.add(socket)
-        let wakeItem = poller.add(fileDescriptor: wake.readEnd)
+        let wakeItem = poller.add(fileDescriptor: wake.readDescriptor)
 
         let state = State()
         // Clone pattern: the SUB socket is subscribed before we learn where the stream stands.
@@ -336,7 +336,7 @@ final class SubscriberCore: Sendable {
             // the owning thread touches the socket.
             var timeout = wanted ? -1 : 100
             if wanted, let interval = options.tailCheckInterval {
-                timeout = pollTimeout(until: state.lastActivity + interval.nanoseconds, now: monotonicNanos())
+                timeout = pollTimeout(until: state.lastActivity + interval.nanoseconds, now: monotonicNanoseconds())
             }
             do {
                 _ = try poller.poll(timeoutMilliseconds: timeout)
@@ -351,9 +351,9 @@ final class SubscriberCore: Sendable {
                     while let frames = try socket.receive(dontWait: true) {
                         try handleLive(frames, state)
                     }
-                    state.lastActivity = monotonicNanos()
+                    state.lastActivity = monotonicNanoseconds()
                 } else if wanted, let interval = options.tailCheckInterval,
-                          monotonicNanos() >= state.lastActivity + interval.nanoseconds {
+                          monotonicNanoseconds() >= state.lastActivity + interval.nanoseconds {
                     // Quiet: did we miss announcements at the tail (or did the daemon restart)?
                     let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
                     observe(incarnation: stats.incarnation, startSeq: stats.incarnationStartSeq, state)
@@ -361,7 +361,7 @@ final class SubscriberCore: Sendable {
                         try replay(from: seen + 1, through: stats.lastEventSeq, state)
                         shared.withLock { $0.counters.gapsFilled += 1 }
                     }
-                    state.lastActivity = monotonicNanos()
+                    state.lastActivity = monotonicNanoseconds()
                 }
             } catch is Closed {
                 publish(state)
@@ -485,7 +485,7 @@ final class SubscriberCore: Sendable {
                 publish(state)
                 // Sleep on the wake-up pipe so that close() ends the wait at once.
                 var poller = ZMQPoller()
-                if let wake { _ = poller.add(fileDescriptor: wake.readEnd) }
+                if let wake { _ = poller.add(fileDescriptor: wake.readDescriptor) }
                 _ = try? poller.poll(timeoutMilliseconds: Int(wait.nanoseconds / 1_000_000))
                 wake?.drain()
                 if shared.withLock({ $0.closed }) { throw Closed() }

@@ -21,10 +21,3 @@ public struct SystemClock: DaemonClock {
         return Millis(ts.tv_sec) * 1_000 + Millis(ts.tv_nsec) / 1_000_000
     }
 }
-
-/// Monotonic nanoseconds, for measuring service times (never for deadlines).
-@inline(__always) func monotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
-}

@@ -103,7 +103,7 @@ public final class Daemon: @unchecked Sendable {
         // peer), so its own limit sits well above ours: calls between the two limits get
         // a RESOURCE_EXHAUSTED answer instead of silence. What libzmq does drop shows only
         // as a disconnect on the socket's monitor, which is counted.
-        try router.setMaxMessageSize(max(64 << 20, Int64(config.maxMessageBytes) * 4 + 65_536))
+        try router.setMaxMessageSize(Int64(config.maxMessageBytes) * 16 + 65_536)
         try router.setRouterMandatory(true)
         try router.setSendHighWaterMark(0)
         try router.setReceiveHighWaterMark(0)
@@ -138,7 +138,7 @@ public final class Daemon: @unchecked Sendable {
             let timeout = pollTimeout(now: clock.now())
             _ = try poller.poll(timeoutMilliseconds: timeout)
             if poller.isReadable(wakeItem) {
-                let reasons = wakeUp.drain()
+                let reasons = wakeUp.drainReasons()
                 if reasons.contains(.stop) { stopping = true }
                 if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
                 // `.synced` needs nothing here: `answer` publishes what the sync covered.
@@ -228,17 +228,15 @@ public final class Daemon: @unchecked Sendable {
     /// The request id of an envelope too big or too broken to decode, read from its first
     /// field so a DEALER with many calls in flight can still match the error to its call.
     static func leadingRequestID(_ body: [UInt8]) -> UInt64 {
-        guard body.first == 0x08 else { return 0 }  // field 1, varint
-        var value: UInt64 = 0
-        for (i, byte) in body.dropFirst().prefix(10).enumerated() {
-            value |= UInt64(byte & 0x7f) << (7 * UInt64(i))
-            if byte & 0x80 == 0 { return value }
+        body.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            guard let (field, wireType) = try? reader.tag(), field == 1, wireType == 0 else { return 0 }
+            return (try? reader.varint()) ?? 0
         }
-        return 0
     }
 
     /// Serves one decoded call; nil when the answer is deferred (TakeSnapshot).
-    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall, batch: inout Batch) -> CallResult? {
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall, batch: inout Batch) -> CallAnswer? {
         if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
             return .failure(RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed"))
         }
@@ -259,7 +257,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// A state-changing call: idempotency, the engine, the journal, the announcements.
-    private func mutate(_ method: Method, _ envelope: RequestEnvelope, batch: inout Batch) throws(RPCError) -> CallResult {
+    private func mutate(_ method: Method, _ envelope: RequestEnvelope, batch: inout Batch) throws(RPCError) -> CallAnswer {
         let key = envelope.idempotencyKey
         if key.utf8.count > maxIdempotencyKeyBytes {
             throw RPCError(.invalidArgument, "idempotency_key: \(key.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
@@ -303,7 +301,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// The answer to a retry: the same method and request get the first answer again,
     /// rebuilt from the case in the store; anything else reusing the key is refused.
-    private func answerAgain(_ earlier: IdempotencyTable.Answer, key: String, method: Method, fingerprint: Data) throws(RPCError) -> CallResult {
+    private func answerAgain(_ earlier: IdempotencyTable.Answer, key: String, method: Method, fingerprint: Data) throws(RPCError) -> CallAnswer {
         // Answers remembered by older daemons have no fingerprint: the method must match.
         guard earlier.method == method.fullName, earlier.fingerprint.isEmpty || earlier.fingerprint == fingerprint else {
             let what = earlier.method == method.fullName ? "with a different request" : "for \(earlier.method)"
@@ -424,8 +422,8 @@ public final class Daemon: @unchecked Sendable {
     }
 }
 
-/// What serving one call produced.
-enum CallResult {
+/// What serving one call produced (the client's `CallResult` is what it received).
+enum CallAnswer {
     case success([UInt8])
     case failure(RPCError)
     /// A remembered answer given again: OK, with a message when the case has moved on.
@@ -446,7 +444,7 @@ struct Batch {
     var events: [PublishedEvent] = []
     var changed = false
 
-    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallResult) {
+    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallAnswer) {
         let body: [UInt8]
         let failed: Bool
         switch result {
