@@ -143,7 +143,7 @@ final class SnapshotHandOff: @unchecked Sendable {
     }
 }
 
-extension Daemon {
+extension DaemonCore {
     /// Captures the store and rotates the journal (loop thread; the batch is committed).
     /// The rotation syncs the journal, so every announcement made so far is released to
     /// `batch` and the snapshot's replay window reaches its last sequence number.
@@ -164,7 +164,7 @@ extension Daemon {
     }
 
     /// Periodic snapshots: every --snapshot-interval, when something changed.
-    func maybeStartSnapshot(_ batch: inout Batch, now: Millis) {
+    func maybeStartSnapshot(now: Millis) {
         guard snapshots.inFlight == nil else { return }
         if !snapshots.requested.isEmpty {
             snapshots.waiting = snapshots.requested
@@ -181,7 +181,7 @@ extension Daemon {
     }
 
     /// TakeSnapshot: answered when the snapshot is on disk.
-    func requestSnapshot(replyTo routing: ArraySlice<Frame>, requestID: UInt64, batch: inout Batch) {
+    func requestSnapshot(replyTo routing: ArraySlice<Frame>, requestID: UInt64) {
         // The copy must include this batch's changes, which are not committed yet: the
         // loop starts it after the commit, at the end of this turn (or after the snapshot
         // already in flight, which may not hold them).

@@ -1,5 +1,7 @@
-// CaseService: each wire request becomes one CaseEngine command, and each outcome one
-// wire response. The rules themselves live in CaseEngine; this file only translates.
+// CaseService's handlers: a decoded request, the store and the time in; the answer, and
+// the change to journal and announce, out. No sockets, no journal, no numbering of
+// announcements: DaemonCore does those once for every change. The rules themselves live
+// in CaseEngine; this file only translates between the wire and the engine.
 import AfterSalesProto
 import AfterSalesRPC
 import CaseEngine
@@ -13,7 +15,135 @@ struct MutationCall {
     var reportsJudgement = false
 }
 
-enum CaseCalls {
+/// A change one call or deadline made: journaled and announced once by the core.
+struct Change {
+    var outcome: Outcome
+    var encoded: EncodedCase
+    /// What a retry with the call's idempotency key will be answered from.
+    var answer: Aftersales_Storage_V1_IdempotentAnswer?
+    var at: Millis
+}
+
+enum CaseService {
+    /// A state-changing call: idempotency and the engine. The change it made comes back for
+    /// the core to journal and announce; nothing here touches the journal.
+    static func mutate(_ method: Method, _ envelope: RequestEnvelope, store: inout CaseStore, idempotency: inout IdempotencyTable,
+                       now: Millis) throws(RPCError) -> (answer: CallAnswer, change: Change?) {
+        let key = envelope.idempotencyKey
+        if key.utf8.count > maxIdempotencyKeyBytes {
+            throw RPCError(.invalidArgument, "idempotency_key: \(key.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
+        }
+        var fingerprint = Data()
+        if !key.isEmpty {
+            fingerprint = RequestFingerprint.of(payload: envelope.payload)
+            if let earlier = idempotency[key] {
+                return (try answerAgain(earlier, key: key, method: method, fingerprint: fingerprint, store: store), nil)
+            }
+        }
+        let call = try mutation(method, envelope.payload)
+        let outcome: Outcome
+        do {
+            outcome = try store.apply(call.request, now: now)
+        } catch {
+            throw RPCError(error)
+        }
+        let encoded = EncodedCase(outcome.case)
+        let judgement = call.reportsJudgement ? outcome.judgement.map(WireAssembly.judgement) : nil
+        let payload = WireAssembly.mutationResponse(encoded, judgementBytes: judgement)
+        var answer: Aftersales_Storage_V1_IdempotentAnswer?
+        if !key.isEmpty {
+            let remembered = Aftersales_Storage_V1_IdempotentAnswer.with {
+                $0.key = key
+                $0.method = method.fullName
+                $0.code = .ok
+                $0.answeredAtMs = now
+                $0.fingerprint = fingerprint
+                $0.caseID = outcome.case.caseID
+                $0.caseVersion = outcome.case.version
+                if let judgement { $0.judgement = Data(judgement) }
+            }
+            idempotency.remember(remembered)
+            answer = remembered
+        }
+        return (.success(payload), Change(outcome: outcome, encoded: encoded, answer: answer, at: now))
+    }
+
+    /// The answer to a retry: the same method and request get the first answer again,
+    /// rebuilt from the case in the store; anything else reusing the key is refused.
+    static func answerAgain(_ earlier: IdempotencyTable.Answer, key: String, method: Method, fingerprint: Data,
+                            store: CaseStore) throws(RPCError) -> CallAnswer {
+        // Answers remembered by older daemons have no fingerprint: the method must match.
+        guard earlier.method == method.fullName, earlier.fingerprint.isEmpty || earlier.fingerprint == fingerprint else {
+            let what = earlier.method == method.fullName ? "with a different request" : "for \(earlier.method)"
+            throw RPCError(.invalidArgument, "idempotency_key '\(key)' was already used at \(ISO8601.format(earlier.answeredAtMs)) \(what); "
+                           + "a retry must repeat its request exactly — use a new key for this \(method.fullName) call")
+        }
+        if !earlier.payload.isEmpty { return .replayed(Array(earlier.payload), message: earlier.message) }
+        guard let current = store[earlier.caseID] else {
+            throw RPCError(.internal, "idempotency_key '\(key)' answered case \(earlier.caseID), which this daemon no longer holds")
+        }
+        let payload = WireAssembly.mutationResponse(EncodedCase(current), judgementBytes: earlier.judgement.isEmpty ? nil : Array(earlier.judgement))
+        if current.version == earlier.caseVersion { return .success(payload) }
+        return .replayed(payload, message: "idempotency_key '\(key)' was answered at \(ISO8601.format(earlier.answeredAtMs)) with case \(earlier.caseID) "
+                         + "at version \(earlier.caseVersion); the case has changed since and is shown as it stands now, at version \(current.version)")
+    }
+
+
+
+    /// The read-only CaseService calls, answered from the store as it stands.
+    static func query(_ method: Method, _ payload: Data, store: CaseStore) throws(RPCError) -> [UInt8] {
+        let response: any SwiftProtobuf.Message
+        switch method {
+        case .getCase:
+            let r = try decode(Aftersales_V1_GetCaseRequest.self, payload)
+            try requireCaseID(r.caseID)
+            guard let found = store[r.caseID] else { throw RPCError(.notFound, "no case \(r.caseID)") }
+            return WireAssembly.getCaseResponse(EncodedCase(found))
+        case .listCases:
+            response = try listCases(try decode(Aftersales_V1_ListCasesRequest.self, payload), store: store)
+        case .evaluateIntervention:
+            let r = try decode(Aftersales_V1_EvaluateInterventionRequest.self, payload)
+            try requireCaseID(r.caseID)
+            do {
+                let judgement = try store.evaluate(caseID: r.caseID)
+                response = Aftersales_V1_EvaluateInterventionResponse.with { $0.judgement = .init(judgement) }
+            } catch {
+                throw RPCError(error)
+            }
+        default:
+            preconditionFailure("\(method.fullName) is not a CaseService query")
+        }
+        do {
+            return try response.serializedBytes()
+        } catch {
+            throw RPCError(.internal, "could not encode the answer: \(error)")
+        }
+    }
+
+    private static func listCases(_ r: Aftersales_V1_ListCasesRequest, store: CaseStore) throws(RPCError) -> Aftersales_V1_ListCasesResponse {
+        let pageSize = r.pageSize == 0 ? 50 : Int(r.pageSize)
+        guard pageSize <= 1_000 else {
+            throw RPCError(.invalidArgument, "page_size: \(r.pageSize) is over the maximum of 1000")
+        }
+        let status: CaseStatus? = EnumMapping.engine(r.status)
+        if status == nil, r.status != .unspecified {
+            throw RPCError(.invalidArgument, "status: unknown value \(r.status.rawValue)")
+        }
+        var after: String?
+        if !r.pageToken.isEmpty {
+            guard CaseStore.caseNumber(of: r.pageToken) != nil else {
+                throw RPCError(.invalidArgument, "page_token: '\(r.pageToken)' is not a token this daemon issued; pass next_page_token from the previous page")
+            }
+            after = r.pageToken
+        }
+        let page = store.list(status: status, merchantID: r.merchantID.isEmpty ? nil : r.merchantID,
+                              consumerID: r.consumerID.isEmpty ? nil : r.consumerID, after: after, limit: pageSize)
+        return .with {
+            $0.cases = page.cases.map { Aftersales_V1_Case($0, includeHistory: r.includeHistory) }
+            $0.nextPageToken = page.nextAfter ?? ""
+        }
+    }
+
     /// Decodes a call's payload as its method's request type; INVALID_ARGUMENT when it does not parse.
     static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ payload: Data) throws(RPCError) -> M {
         do {

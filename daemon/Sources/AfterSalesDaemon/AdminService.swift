@@ -1,0 +1,78 @@
+// AdminService's handlers: liveness, figures, re-delivery of announcements. TakeSnapshot
+// is answered by the snapshot coordinator (Snapshots.swift) when the file is on disk.
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import Foundation
+import SwiftProtobuf
+
+enum AdminService {
+    /// Ping: echoes the payload with the daemon's clock and version.
+    static func ping(_ payload: Data, now: Millis) throws(RPCError) -> [UInt8] {
+        let r = try CaseService.decode(Aftersales_V1_PingRequest.self, payload)
+        if r.payload.count > 65_536 {
+            throw RPCError(.invalidArgument, "payload: \(r.payload.count) bytes; Ping echoes at most 65536")
+        }
+        return try! Aftersales_V1_PingResponse.with {
+            $0.payload = r.payload
+            $0.serverTimeMs = now
+            $0.version = Daemon.version
+        }.serializedBytes()
+    }
+
+    /// Answered by splicing the kept announcement bytes into the response: field 1 is
+    /// `repeated EventEnvelope events`, so each kept event is one length-delimited field.
+    static func replay(_ r: Aftersales_V1_ReplayEventsRequest, from announcements: AnnouncementLog) throws(RPCError) -> [UInt8] {
+        guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
+        let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
+        guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
+        guard let events = announcements.replay(from: r.fromSeq, limit: limit) else {
+            throw RPCError(.outOfRange, "announcement \(r.fromSeq) is no longer kept; the oldest available is \(announcements.oldestKept). Re-read the cases you follow (GetCase/ListCases), then replay from \(announcements.oldestKept)")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.reduce(16) { $0 + $1.bytes.count + 6 })
+        for event in events { ProtoWire.appendField(1, event.bytes, to: &bytes) }
+        ProtoWire.appendVarintField(2, announcements.publishedSeq, to: &bytes)
+        ProtoWire.appendVarintField(3, announcements.oldestKept, to: &bytes)
+        ProtoWire.appendVarintField(4, announcements.incarnation, to: &bytes)
+        ProtoWire.appendVarintField(5, announcements.incarnationStartSeq, to: &bytes)
+        return bytes
+    }
+
+}
+
+extension DaemonCore {
+    /// GetStats: the core's own figures, read as they stand.
+    func statistics() -> Aftersales_V1_GetStatsResponse {
+        let now = clock.now()
+        let counts = store.countsByStatus
+        return .with {
+            $0.version = Daemon.version
+            $0.startedAtMs = startedAt
+            $0.uptimeMs = now - startedAt
+            $0.casesTotal = UInt64(store.count)
+            $0.casesByStatus = CaseStatus.allCases.map { status in
+                .with {
+                    $0.status = EnumMapping.proto(status)
+                    $0.count = UInt64(counts[status] ?? 0)
+                }
+            }
+            $0.pendingProposals = UInt64(store.pendingProposalCount)
+            $0.nextDeadlineAtMs = store.nextDeadline ?? 0
+            $0.methods = stats.report
+            $0.journalBytes = journal.bytesOnDisk
+            $0.fsyncPolicy = config.fsync.rawValue
+            $0.lastSnapshotAtMs = snapshots.completedAt
+            $0.lastSnapshotDurationMs = snapshots.lastDurationMs
+            $0.lastSnapshotBytes = snapshots.lastBytes
+            $0.lastEventSeq = announcements.publishedSeq
+            $0.oldestReplayableSeq = announcements.oldestKept
+            $0.droppedFrames = droppedFrames
+            $0.idempotencyKeys = UInt64(idempotency.count)
+            $0.incarnation = announcements.incarnation
+            $0.incarnationStartSeq = announcements.incarnationStartSeq
+            $0.unpublishedEvents = UInt64(announcements.unpublishedCount)
+            $0.peerDisconnects = peerDisconnects
+        }
+    }
+}

@@ -1,0 +1,384 @@
+// The daemon's state and one turn of its loop, without sockets: frames in, replies and
+// announcements out. `Daemon` runs it on real sockets; tests can drive it directly with
+// `tick`, moving time with an injected clock (in the manner of swift-nio's
+// EmbeddedEventLoop), so the daemon's behaviour is tested without TCP.
+//
+// A turn, as Redis' aeProcessEvents + beforeSleep:
+//   1. `receive` each call: decode, check, serve through CaseService/AdminService, journal
+//      the change it made into the journal's buffer;
+//   2. `fireDueDeadlines`, exactly like calls from SYSTEM;
+//   3. `commit`: the batch durable once (group commit: one write, one fdatasync under
+//      --fsync always);
+//   4. `takeOutput`: the replies, and the announcements that are on disk (under everysec
+//      and never those wait for the sync that covers them).
+import AfterSalesProto
+import AfterSalesRPC
+import CaseEngine
+import CSodium
+import Foundation
+import Logging
+import SwiftProtobuf
+import ZeroMQ
+
+/// What a turn sends: replies to callers, announcements to subscribers.
+struct TurnOutput {
+    var replies: [Batch.Reply] = []
+    var events: [PublishedEvent] = []
+}
+
+/// The store, the journal, the announcement stream and the turn that changes them. Used
+/// from one thread at a time (the loop's).
+final class DaemonCore {
+    let config: DaemonConfig
+    let clock: any DaemonClock
+    let logger: Logger
+    /// Wakes the loop: stop, a finished snapshot, a finished background sync.
+    let wakeUp: WakeUpPipe
+    private let lock: DataDirectoryLock
+
+    var store: CaseStore
+    var announcements: AnnouncementLog
+    var idempotency: IdempotencyTable
+    var journal: Journal
+    var stats = MethodStatistics()
+    var droppedFrames: UInt64 = 0
+    /// Connections to the RPC socket that closed (libzmq's monitor cannot tell a caller
+    /// that left from one it cut off for an oversized message).
+    var peerDisconnects: UInt64 = 0
+    let startedAt: Millis
+    var snapshots: SnapshotSchedule
+    /// List bounds checked on the wire before a request is decoded.
+    let requestShape: RequestShape
+    /// What the turn in hand will send once it is durable.
+    var batch = Batch()
+
+    /// Opens the data directory (refusing one another daemon holds), and rebuilds the
+    /// state from its snapshot and journal. Throws with the file and offset on damage.
+    init(config: DaemonConfig, clock: any DaemonClock, logger: Logger) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        lock = try DataDirectoryLock(directory: config.dataDirectory)
+        // Lets libsodium pick its fastest BLAKE2b for request fingerprints.
+        _ = sodium_init()
+        let began = monotonicNanoseconds()
+        let recovered = try Recovery.recover(directory: config.dataDirectory, config: config, logger: logger)
+        store = recovered.store
+        announcements = recovered.announcements
+        announcements.beginIncarnation(UInt64.random(in: 1...UInt64.max))
+        idempotency = recovered.idempotency
+        let wakeUp = try WakeUpPipe()
+        self.wakeUp = wakeUp
+        journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
+                              onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride)
+        requestShape = RequestShape(limits: config.engine.limits)
+        startedAt = clock.now()
+        snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
+        logger.info("recovered", metadata: [
+            "cases": "\(store.count)", "journal_records": "\(recovered.journalRecords)",
+            "last_seq": "\(announcements.lastSeq)", "replayable_from": "\(announcements.oldestKept)",
+            "incarnation": "\(announcements.incarnation)",
+            "ms": "\((monotonicNanoseconds() - began) / 1_000_000)"])
+    }
+
+    /// One whole turn: `calls` (each a ROUTER message: routing id, delimiter, envelope),
+    /// the deadlines due now, the commit; returns what to send.
+    func tick(_ calls: [[Frame]] = []) throws -> TurnOutput {
+        for frames in calls { receive(frames) }
+        fireDueDeadlines()
+        try commit()
+        return takeOutput()
+    }
+
+    /// The first turn after start-up: deadlines that passed while the daemon was down fire
+    /// before any call, announced as late.
+    func startUp() throws -> TurnOutput {
+        fireDueDeadlines(missedWhileDown: true)
+        try commit()
+        return takeOutput()
+    }
+
+    /// Until when the loop may sleep: the next deadline, the next periodic snapshot, or a
+    /// second (the everysec sync's period) — whichever comes first. A finished background
+    /// sync or snapshot wakes the loop through the wake-up pipe.
+    func pollTimeout(now: Millis) -> Int {
+        var wakeAt = now + 1_000
+        if let due = store.nextDeadline { wakeAt = min(wakeAt, due) }
+        if config.snapshotIntervalMs > 0 { wakeAt = min(wakeAt, snapshots.lastAt + config.snapshotIntervalMs) }
+        return Int(max(0, wakeAt - now))
+    }
+
+    /// The replies of the batch and the announcements now on disk; empties the batch and
+    /// counts each answered call in the method statistics.
+    func takeOutput() -> TurnOutput {
+        releaseDurableAnnouncements(into: &batch)
+        let now = monotonicNanoseconds()
+        for reply in batch.replies {
+            if let method = reply.method {
+                stats.record(method, failed: reply.failed, microseconds: (now - reply.started) / 1_000)
+            }
+        }
+        let output = TurnOutput(replies: batch.replies, events: batch.events)
+        batch.clear()
+        return output
+    }
+
+    /// Whether a turn left anything to send (e.g. a snapshot's rotation released announcements).
+    var hasOutput: Bool { !batch.replies.isEmpty || !batch.events.isEmpty }
+
+    /// The loop side of a wake-up from another thread.
+    func woken(_ reasons: WakeUpReason) {
+        if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
+        // `.synced` needs nothing here: `takeOutput` publishes what the sync covered.
+    }
+
+    /// Stopping: the final snapshot, then a closed journal; `send` is called with what each
+    /// stage releases.
+    func shutdown(send: (TurnOutput) -> Void) throws {
+        logger.info("stopping: writing the final snapshot")
+        waitForBackgroundSnapshot(&batch)
+        send(takeOutput())
+        if snapshots.lastSeq != announcements.lastSeq || snapshots.lastSeq == 0 && store.count > 0 {
+            let job = prepareSnapshot(&batch)
+            let result = job.run()
+            complete(job, result, batch: &batch)
+            send(takeOutput())
+        }
+        try journal.close()
+        // The close synced the journal: what still waited for the disk goes out now.
+        send(takeOutput())
+        logger.info("stopped", metadata: ["cases": "\(store.count)", "last_seq": "\(announcements.lastSeq)"])
+    }
+
+    // MARK: - calls
+
+    /// One call from the ROUTER socket: answer it, or count it when no answer can be addressed.
+    func receive(_ frames: [Frame]) {
+        let started = monotonicNanoseconds()
+        guard let call = WireFrames.splitRouted(frames) else {
+            droppedFrames += 1
+            logger.debug("dropped a message without routing id and delimiter", metadata: ["frames": "\(frames.count)"])
+            return
+        }
+        guard call.body.count == 1, let body = call.body.first else {
+            batch.reply(to: call.routing, requestID: 0, method: nil, started: started,
+                        .failure(RPCError(.invalidArgument, "expected exactly one RequestEnvelope frame after the empty delimiter, got \(call.body.count)")))
+            return
+        }
+        if body.count > config.maxMessageBytes {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
+                        .failure(RPCError(.resourceExhausted, "request is \(body.count) bytes; this daemon accepts at most \(config.maxMessageBytes) (--max-message-bytes)")))
+            return
+        }
+        if let refused = requestShape.checkEnvelope(body) {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started, .failure(refused))
+            return
+        }
+        let envelope: RequestEnvelope
+        do {
+            envelope = try RequestEnvelope(serializedBytes: body)
+        } catch {
+            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
+                        .failure(RPCError(.invalidArgument, "frame does not parse as aftersales.v1.RequestEnvelope: \(error)")))
+            return
+        }
+        guard let method = Method(fullName: envelope.method) else {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: nil, started: started,
+                        .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
+            return
+        }
+        if let refused = requestShape.checkPayload(envelope.payload, for: method) {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
+            return
+        }
+        let receivedAt = clock.now()
+        let result = serve(method, envelope, receivedAt: receivedAt, call: call)
+        if let result {
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, result)
+        }
+    }
+
+    /// The request id of an envelope too big or too broken to decode, read from its first
+    /// field so a DEALER with many calls in flight can still match the error to its call.
+    static func leadingRequestID(_ body: [UInt8]) -> UInt64 {
+        body.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            guard let (field, wireType) = try? reader.tag(), field == 1, wireType == 0 else { return 0 }
+            return (try? reader.varint()) ?? 0
+        }
+    }
+
+    /// Serves one decoded call; nil when the answer is deferred (TakeSnapshot).
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall) -> CallAnswer? {
+        if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
+            return .failure(RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed"))
+        }
+        do {
+            if method.isMutating {
+                let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: &idempotency, now: clock.now())
+                if let change { record(change) }
+                return answer
+            }
+            switch method {
+            case .takeSnapshot:
+                requestSnapshot(replyTo: call.routing, requestID: envelope.requestID)
+                return nil
+            case .ping:
+                return .success(try AdminService.ping(envelope.payload, now: clock.now()))
+            case .getStats:
+                _ = try CaseService.decode(Aftersales_V1_GetStatsRequest.self, envelope.payload)
+                return .success(try! statistics().serializedBytes())
+            case .replayEvents:
+                let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, envelope.payload)
+                return .success(try AdminService.replay(r, from: announcements))
+            default:
+                return .success(try CaseService.query(method, envelope.payload, store: store))
+            }
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Journals one change and numbers its announcements, which wait for the disk.
+    private func record(_ change: Change) {
+        var entry = Aftersales_Storage_V1_JournalEntry()
+        entry.timeMs = change.at
+        entry.events = announcements.announce(change.outcome, at: change.at, caseBytes: change.encoded.summary, record: journal.nextSequence)
+        entry.nextCaseNumber = store.nextCaseNumber
+        if let answer = change.answer {
+            idempotency.remember(answer)
+            entry.answer = answer
+        }
+        do {
+            try journal.append(WireAssembly.journalEntry(entry, case: change.encoded))
+        } catch {
+            // Only a record over the journal's 64 MiB cap can fail here; the call's own
+            // size limit keeps cases far below it, so this is a bug worth stopping for.
+            fatalError("journal refused a record: \(error)")
+        }
+        batch.changed = true
+    }
+
+    /// Deadlines that came due fire as SYSTEM commands, in due order. A backlog (a burst
+    /// of expiries due together) is worked off a slice per turn, so calls keep being
+    /// answered between slices; the poll timeout is zero while any is still due. At
+    /// start-up every due deadline was missed while the daemon was down: all fire at
+    /// once, before any call, and say so (`late`); later the engine marks late only those
+    /// fired past its tolerance.
+    func fireDueDeadlines(missedWhileDown: Bool = false) {
+        let started = monotonicNanoseconds()
+        let budget = missedWhileDown ? UInt64.max : config.deadlineBudgetMicroseconds * 1_000
+        while let due = store.nextDeadline, due <= clock.now(), monotonicNanoseconds() - started < budget {
+            let now = clock.now()
+            for var outcome in store.fireDueDeadlines(now: now, limit: 16) {
+                if missedWhileDown {
+                    for i in outcome.announcements.indices { outcome.announcements[i].late = true }
+                }
+                record(Change(outcome: outcome, encoded: EncodedCase(outcome.case), answer: nil, at: now))
+            }
+        }
+    }
+
+    /// Group commit: the whole batch reaches the journal (and, by policy, the disk) before
+    /// any of its replies. A journal that cannot be written ends the daemon: nothing may
+    /// be acknowledged that a restart would not find, so the batch is refused and the
+    /// supervisor restarts from what is durable (as Redis does under appendfsync always).
+    func commit() throws {
+        do {
+            // Announcements waiting for the disk make everysec start its sync now.
+            let urgent = announcements.unpublishedCount > 0
+            if batch.changed {
+                try journal.commit(urgent: urgent)
+            } else {
+                try journal.syncIfDue(urgent: urgent)
+            }
+        } catch {
+            logger.critical("journal write failed; refusing the batch and stopping", metadata: ["error": "\(error)"])
+            batch.refuseAll(RPCError(.unavailable, "the daemon could not write its journal (\(error)); nothing was applied, retry against a restarted daemon"))
+            throw error
+        }
+    }
+
+    /// Moves the announcements whose journal records are on disk into the batch.
+    func releaseDurableAnnouncements(into batch: inout Batch) {
+        guard announcements.unpublishedCount > 0 else { return }
+        journal.refreshDurable()
+        announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events)
+    }
+}
+
+/// What serving one call produced (the client's `CallResult` is what it received).
+enum CallAnswer {
+    case success([UInt8])
+    case failure(RPCError)
+    /// A remembered answer given again: OK, with a message when the case has moved on.
+    case replayed([UInt8], message: String)
+}
+
+/// The replies and announcements of one turn of the loop, held until the batch is durable.
+struct Batch {
+    struct Reply {
+        var routing: ArraySlice<Frame>
+        var body: [UInt8]
+        var method: Method?
+        var failed: Bool
+        var started: UInt64
+    }
+
+    var replies: [Reply] = []
+    var events: [PublishedEvent] = []
+    var changed = false
+
+    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallAnswer) {
+        let body: [UInt8]
+        let failed: Bool
+        switch result {
+        case .success(let payload):
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: "", payload: payload)
+            failed = false
+        case .failure(let error):
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: error.code, message: error.message, payload: [UInt8]())
+            failed = true
+        case .replayed(let payload, let message):
+            body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: message, payload: payload)
+            failed = false
+        }
+        replies.append(Reply(routing: routing, body: body, method: method, failed: failed, started: started))
+    }
+
+    /// Replaces every answer with `error` (the batch could not be made durable).
+    mutating func refuseAll(_ error: RPCError) {
+        for i in replies.indices {
+            let requestID = (try? ResponseEnvelope(serializedBytes: replies[i].body))?.requestID ?? 0
+            replies[i].body = try! ResponseEnvelope.failure(requestID: requestID, error).serializedBytes()
+            replies[i].failed = true
+        }
+    }
+
+    mutating func clear() {
+        replies.removeAll(keepingCapacity: true)
+        events.removeAll(keepingCapacity: true)
+        changed = false
+    }
+}
+
+/// Hands the bound endpoints from the loop thread to whoever waits for them.
+private final class ReadyEndpoints: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var endpoints: (rpc: String, pub: String)?
+
+    func set(_ value: (rpc: String, pub: String)) {
+        condition.lock()
+        endpoints = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(timeout: Duration) -> (rpc: String, pub: String)? {
+        let limit = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        condition.lock()
+        defer { condition.unlock() }
+        while endpoints == nil, condition.wait(until: limit) {}
+        return endpoints
+    }
+}
