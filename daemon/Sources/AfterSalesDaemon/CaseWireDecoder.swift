@@ -230,7 +230,7 @@ private extension WireReader {
 /// An engine enum from its proto number.
 private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] { EnumMapping.engine(number: number) }
 
-// MARK: - Messages, field by field (numbers from proto/aftersales/v1/case.proto)
+// MARK: - Messages, field by field (numbers: CaseWireFields.generated.swift, from case.proto)
 
 private struct CaseFields {
     var caseID = "", orderID = "", orderLineID = "", consumerID = "", merchantID = "", category = "", reason = ""
@@ -248,48 +248,48 @@ private struct CaseFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 2) { caseID = try r.string() }
-            case 2: if try r.accepts(field, wt, 2) { orderID = try r.string() }
-            case 3: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
-            case 4: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
-            case 5: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
-            case 6: if try r.accepts(field, wt, 2) { category = try r.string() }
-            case 7: if try r.accepts(field, wt, 2) { reason = try r.string() }
-            case 8: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
-            case 9: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
-            case 10: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
-            case 11: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
-            case 12: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
-            case 13: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
-            case 14: if try r.accepts(field, wt, 2) { var m = try r.message(); try signals.merge(&m) }
-            case 15:
+            switch CaseField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .orderID?: if try r.accepts(field, wt, 2) { orderID = try r.string() }
+            case .orderLineID?: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .category?: if try r.accepts(field, wt, 2) { category = try r.string() }
+            case .reason?: if try r.accepts(field, wt, 2) { reason = try r.string() }
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .delivery?: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
+            case .paidAmount?: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case .status?: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
+            case .signals?: if try r.accepts(field, wt, 2) { var m = try r.message(); try signals.merge(&m) }
+            case .proposal?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message(), p = proposal ?? ProposalFields()
                 try p.merge(&m)
                 proposal = p
-            case 16:
+            case .merchantOffer?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message(), o = merchantOffer ?? OfferFields()
                 try o.merge(&m)
                 merchantOffer = o
-            case 17:
+            case .deadline?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message(), d = deadline ?? DeadlineFields()
                 try d.merge(&m)
                 deadline = d
-            case 18: if try r.accepts(field, wt, 0) { pausedReviewRemaining = try r.int64() }
-            case 19:
+            case .pausedReviewRemainingMs?: if try r.accepts(field, wt, 0) { pausedReviewRemaining = try r.int64() }
+            case .returnShipment?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message(), s = returnShipment ?? ShipmentFields()
                 try s.merge(&m)
                 returnShipment = s
-            case 20: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
-            case 21: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
-            case 22: if try r.accepts(field, wt, 0) { createdAt = try r.int64() }
-            case 23: if try r.accepts(field, wt, 0) { updatedAt = try r.int64() }
-            case 24: if try r.accepts(field, wt, 0) { version = try r.varint() }
-            case 25:
+            case .closeReason?: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
+            case .refundReason?: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
+            case .createdAtMs?: if try r.accepts(field, wt, 0) { createdAt = try r.int64() }
+            case .updatedAtMs?: if try r.accepts(field, wt, 0) { updatedAt = try r.int64() }
+            case .version?: if try r.accepts(field, wt, 0) { version = try r.varint() }
+            case .history?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message(), h = HistoryFields()
                 try h.merge(&m)
@@ -339,9 +339,9 @@ private struct SignalsFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &anomalies) }
-            case 2:
+            switch SignalsField(rawValue: field) {
+            case .logisticsAnomalies?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &anomalies) }
+            case .evidence?:
                 guard try r.accepts(field, wt, 2) else { continue }
                 var m = try r.message()
                 var e = EvidenceFields()
@@ -351,9 +351,9 @@ private struct SignalsFields {
                     evidence.append(Evidence(kind: kind, tags: e.tags.compactMap { engine($0) }, description: e.description,
                                              uri: e.uri, addedAt: e.addedAt))
                 }
-            case 3: if try r.accepts(field, wt, 0) { violations = try r.uint32() }
-            case 4: if try r.accepts(field, wt, 0) { complaintRate = try r.uint32() }
-            case 5: if try r.accepts(field, wt, 0) { refundOnlyCount = try r.uint32() }
+            case .merchantViolations90D?: if try r.accepts(field, wt, 0) { violations = try r.uint32() }
+            case .merchantComplaintRateBp?: if try r.accepts(field, wt, 0) { complaintRate = try r.uint32() }
+            case .consumerRefundOnlyCount30D?: if try r.accepts(field, wt, 0) { refundOnlyCount = try r.uint32() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -374,12 +374,12 @@ private struct EvidenceFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
-            case 2: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &tags) }
-            case 3: if try r.accepts(field, wt, 2) { description = try r.string() }
-            case 4: if try r.accepts(field, wt, 2) { uri = try r.string() }
-            case 5: if try r.accepts(field, wt, 0) { addedAt = try r.int64() }
+            switch EvidenceField(rawValue: field) {
+            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case .tags?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &tags) }
+            case .description?: if try r.accepts(field, wt, 2) { description = try r.string() }
+            case .uri?: if try r.accepts(field, wt, 2) { uri = try r.string() }
+            case .addedAtMs?: if try r.accepts(field, wt, 0) { addedAt = try r.int64() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -395,14 +395,14 @@ private struct ProposalFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 0) { issuedAt = try r.int64() }
-            case 2: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
-            case 3: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
-            case 4: if try r.accepts(field, wt, 0) { issueKind = try r.enumNumber() }
-            case 5: if try r.accepts(field, wt, 2) { reasons.append(try r.string()) }
-            case 6: if try r.accepts(field, wt, 0) { score = Int32(truncatingIfNeeded: try r.int64()) }
-            case 7: if try r.accepts(field, wt, 0) { decidedAt = try r.int64() }
+            switch ProposalField(rawValue: field) {
+            case .issuedAtMs?: if try r.accepts(field, wt, 0) { issuedAt = try r.int64() }
+            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
+            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            case .issueKind?: if try r.accepts(field, wt, 0) { issueKind = try r.enumNumber() }
+            case .reasons?: if try r.accepts(field, wt, 2) { reasons.append(try r.string()) }
+            case .score?: if try r.accepts(field, wt, 0) { score = Int32(truncatingIfNeeded: try r.int64()) }
+            case .decidedAtMs?: if try r.accepts(field, wt, 0) { decidedAt = try r.int64() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -417,14 +417,14 @@ private struct OfferFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
-            case 2: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
-            case 3: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
-            case 4: if try r.accepts(field, wt, 2) { note = try r.string() }
-            case 5: if try r.accepts(field, wt, 0) { offeredAt = try r.int64() }
-            case 6: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
-            case 7: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            switch MerchantOfferField(rawValue: field) {
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .offeredAtMs?: if try r.accepts(field, wt, 0) { offeredAt = try r.int64() }
+            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
+            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -438,9 +438,9 @@ private struct DeadlineFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
-            case 2: if try r.accepts(field, wt, 0) { dueAt = try r.int64() }
+            switch DeadlineField(rawValue: field) {
+            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case .dueAtMs?: if try r.accepts(field, wt, 0) { dueAt = try r.int64() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -454,10 +454,10 @@ private struct ShipmentFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 2) { carrier = try r.string() }
-            case 2: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
-            case 3: if try r.accepts(field, wt, 0) { shippedAt = try r.int64() }
+            switch ReturnShipmentField(rawValue: field) {
+            case .carrier?: if try r.accepts(field, wt, 2) { carrier = try r.string() }
+            case .trackingNumber?: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
+            case .shippedAtMs?: if try r.accepts(field, wt, 0) { shippedAt = try r.int64() }
             default: try r.skip(field: field, wireType: wt)
             }
         }
@@ -472,14 +472,14 @@ private struct HistoryFields {
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
-            switch field {
-            case 1: if try r.accepts(field, wt, 0) { at = try r.int64() }
-            case 2: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
-            case 3: if try r.accepts(field, wt, 2) { actorID = try r.string() }
-            case 4: if try r.accepts(field, wt, 2) { action = try r.string() }
-            case 5: if try r.accepts(field, wt, 0) { fromStatus = try r.enumNumber() }
-            case 6: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
-            case 7: if try r.accepts(field, wt, 2) { note = try r.string() }
+            switch HistoryEntryField(rawValue: field) {
+            case .atMs?: if try r.accepts(field, wt, 0) { at = try r.int64() }
+            case .actor?: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
+            case .actorID?: if try r.accepts(field, wt, 2) { actorID = try r.string() }
+            case .action?: if try r.accepts(field, wt, 2) { action = try r.string() }
+            case .fromStatus?: if try r.accepts(field, wt, 0) { fromStatus = try r.enumNumber() }
+            case .toStatus?: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
             default: try r.skip(field: field, wireType: wt)
             }
         }

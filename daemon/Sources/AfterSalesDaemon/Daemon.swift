@@ -1,6 +1,6 @@
 // The daemon on real sockets: one thread owns the ROUTER and PUB sockets and the
-// `DaemonCore`. Each turn polls the ROUTER socket (and the wake-up pipe and the socket
-// monitor) with a timeout that ends at the next deadline, hands the ready calls to the
+// `DaemonCore`. Each turn polls the ROUTER socket (and the wake-up pipe) with a timeout
+// that ends at the next deadline, hands the ready calls to the
 // core, lets it fire the due deadlines and commit, then sends what the core releases:
 // the replies, and the announcements whose journal records are on disk.
 //
@@ -73,9 +73,12 @@ public final class Daemon: @unchecked Sendable {
 
         let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
         defer { monitor.close() }
+        try monitor.setReceiveHighWaterMark(0)  // read once a second: keep every event until then
         var poller = ZMQPoller()
         let routerItem = poller.add(router)
-        let monitorItem = poller.add(monitor)
+        // The monitor is read once a second rather than polled: a disconnect count need not
+        // be exact to the turn, and one more poll item costs every call.
+        var monitorReadAt: Millis = 0
         let wakeItem = poller.add(fileDescriptor: core.wakeUp.readDescriptor)
         func send(_ output: TurnOutput) { self.send(output, router: router, publisher: publisher) }
 
@@ -88,7 +91,8 @@ public final class Daemon: @unchecked Sendable {
                 if reasons.contains(.stop) { stopping = true }
                 core.woken(reasons)
             }
-            if poller.isReadable(monitorItem) {
+            if core.clock.now() >= monitorReadAt + 1_000 {
+                monitorReadAt = core.clock.now()
                 while let frames = try monitor.receive(dontWait: true) {
                     if ZMQMonitorEvent(frames)?.event.contains(.disconnected) == true { core.peerDisconnects += 1 }
                 }

@@ -22,6 +22,15 @@ struct RequestShape {
         var max: Int
         /// The field's name as the error names it.
         var name: String
+        /// The name of each message level on the path ("signals", "signals.evidence"),
+        /// worked out once here rather than on every call.
+        var levels: [String]
+
+        init(path: [(number: UInt64, repeated: Bool)], scalar: Bool, max: Int, name: String) {
+            (self.path, self.scalar, self.max, self.name) = (path, scalar, max, name)
+            let parts = name.split(separator: ".").map { $0.hasSuffix("[]") ? String($0.dropLast(2)) : String($0) }
+            levels = parts.indices.map { parts[...$0].joined(separator: ".") }
+        }
     }
 
     /// Fields a message may carry at one level (known or not): far above any request's
@@ -69,13 +78,14 @@ struct RequestShape {
         payload.withUnsafeBytes { check($0, bounds[method] ?? [], what: method.requestType.protoMessageName) }
     }
 
-    private func check(_ bytes: UnsafeRawBufferPointer, _ bounds: [Bound], what: String) -> RPCError? {
+    private func check(_ bytes: UnsafeRawBufferPointer, _ bounds: [Bound], what: @autoclosure () -> String) -> RPCError? {
         do throws(CaseWireDecoder.Failure) {
             // The fields of every message level a bound descends into are counted too.
-            try Self.countFields(bytes, what: what)
+            let fields = try Self.countFields(bytes, what: what())
             for bound in bounds {
-                let levels = bound.name.split(separator: ".").map { $0.replacingOccurrences(of: "[]", with: "") }
-                let count = try Self.elements(bytes, bound.path[...], levels: levels[...], scalar: bound.scalar, limit: bound.max)
+                // A list of messages at the top level has at most one element per field.
+                if bound.path.count == 1 && !bound.scalar && fields <= bound.max { continue }
+                let count = try Self.elements(bytes, bound.path[...], levels: bound.levels, scalar: bound.scalar, limit: bound.max)
                 if count > bound.max {
                     return RPCError(.invalidArgument, "\(bound.name): at most \(bound.max) items, got more; nothing was decoded or changed")
                 }
@@ -89,23 +99,25 @@ struct RequestShape {
         }
     }
 
-    /// Throws when one message level holds more than `maxFieldsPerMessage` fields.
-    private static func countFields(_ bytes: UnsafeRawBufferPointer, what: String) throws(CaseWireDecoder.Failure) {
+    /// The fields of one message level; throws when there are more than `maxFieldsPerMessage`.
+    @discardableResult
+    private static func countFields(_ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws(CaseWireDecoder.Failure) -> Int {
         var reader = WireReader(bytes)
         var fields = 0
         while !reader.isAtEnd {
             let (field, wireType) = try reader.tag()
             try reader.skip(field: field, wireType: wireType)
             fields += 1
-            if fields > maxFieldsPerMessage { throw .tooManyFields(what) }
+            if fields > maxFieldsPerMessage { throw .tooManyFields(what()) }
         }
+        return fields
     }
 
     /// The most elements of the repeated field at `path` under one parent, counting no
     /// further than just past `limit`. A nested level holding more than
     /// `maxFieldsPerMessage` fields before that is refused by the name in `levels`.
     private static func elements(_ bytes: UnsafeRawBufferPointer, _ path: ArraySlice<(number: UInt64, repeated: Bool)>,
-                                 levels: ArraySlice<String>, scalar: Bool, limit: Int,
+                                 levels: [String], scalar: Bool, limit: Int,
                                  level: String? = nil) throws(CaseWireDecoder.Failure) -> Int {
         guard let step = path.first else { return 0 }
         var reader = WireReader(bytes)
@@ -135,8 +147,8 @@ struct RequestShape {
                 continue
             }
             let nested = try reader.lengthDelimited()
-            let name = levels.prefix(levels.count - path.count + 1).joined(separator: ".")
-            let inside = try elements(nested, path.dropFirst(), levels: levels, scalar: scalar, limit: limit, level: name)
+            let inside = try elements(nested, path.dropFirst(), levels: levels, scalar: scalar, limit: limit,
+                                      level: levels[levels.count - path.count])
             // Occurrences of a singular message merge (their lists add up); each of a
             // repeated one is its own parent.
             if step.repeated { most = max(most, inside) } else { total += inside }
