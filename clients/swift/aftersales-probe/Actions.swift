@@ -43,10 +43,7 @@ struct Create: AsyncParsableCommand {
         request.signals.merchantViolations90D = merchantViolations
         request.signals.merchantComplaintRateBp = complaintRateBp
         request.signals.consumerRefundOnlyCount30D = refundOnlyCount
-        try await global.run { client in
-            let response = try await client.createCase(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) + "\n" + describe(response.judgement) }
-        }
+        try await global.step(RPCs.createCase, request, step) { describe($0.case, history: false) + "\n" + describe($0.judgement) }
     }
 }
 
@@ -66,10 +63,7 @@ struct Evidence: AsyncParsableCommand {
         request.evidence = evidence.evidence
         request.evidence.uri = uri
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.addEvidence(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) + "\n" + describe(response.judgement) }
-        }
+        try await global.step(RPCs.addEvidence, request, step) { describe($0.case, history: false) + "\n" + describe($0.judgement) }
     }
 }
 
@@ -87,10 +81,7 @@ struct Logistics: AsyncParsableCommand {
         request.delivery = delivery?.value ?? .unspecified
         request.anomalies = anomaly.map(\.value)
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.updateLogistics(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) + "\n" + describe(response.judgement) }
-        }
+        try await global.step(RPCs.updateLogistics, request, step) { describe($0.case, history: false) + "\n" + describe($0.judgement) }
     }
 }
 
@@ -127,10 +118,7 @@ struct ProposalCommand: AsyncParsableCommand {
         request.consumerID = consumer
         request.decision = answer.decision
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.respondToProposal(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) }
-        }
+        try await global.step(RPCs.respondToProposal, request, step) { describe($0.case, history: false) }
     }
 }
 
@@ -148,10 +136,7 @@ struct OfferCommand: AsyncParsableCommand {
         request.consumerID = consumer
         request.decision = answer.decision
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.respondToOffer(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) }
-        }
+        try await global.step(RPCs.respondToOffer, request, step) { describe($0.case, history: false) }
     }
 }
 
@@ -174,10 +159,7 @@ struct MerchantCommand: AsyncParsableCommand {
             request.merchantID = merchant
             request.note = note
             request.expectedVersion = step.expectedVersion
-            try await global.run { client in
-                let response = try await client.merchantAgree(request, options: step.callOptions)
-                try global.emit(response) { describe(response.case, history: false) }
-            }
+            try await global.step(RPCs.merchantAgree, request, step) { describe($0.case, history: false) }
         }
     }
 
@@ -195,10 +177,7 @@ struct MerchantCommand: AsyncParsableCommand {
             request.merchantID = merchant
             request.reason = reason
             request.expectedVersion = step.expectedVersion
-            try await global.run { client in
-                let response = try await client.merchantReject(request, options: step.callOptions)
-                try global.emit(response) { describe(response.case, history: false) }
-            }
+            try await global.step(RPCs.merchantReject, request, step) { describe($0.case, history: false) }
         }
     }
 
@@ -222,10 +201,7 @@ struct MerchantCommand: AsyncParsableCommand {
             request.returnShippingPayer = shippingPayer?.value ?? .unspecified
             request.note = note
             request.expectedVersion = step.expectedVersion
-            try await global.run { client in
-                let response = try await client.merchantOffer(request, options: step.callOptions)
-                try global.emit(response) { describe(response.case, history: false) }
-            }
+            try await global.step(RPCs.merchantOffer, request, step) { describe($0.case, history: false) }
         }
     }
 }
@@ -244,10 +220,7 @@ struct Escalate: AsyncParsableCommand {
         request.consumerID = consumer
         request.note = note
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.escalate(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) }
-        }
+        try await global.step(RPCs.escalate, request, step) { describe($0.case, history: false) }
     }
 }
 
@@ -267,10 +240,7 @@ struct Resolve: AsyncParsableCommand {
         request.ruling = ruling.value
         request.note = note
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.platformResolve(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) }
-        }
+        try await global.step(RPCs.platformResolve, request, step) { describe($0.case, history: false) }
     }
 }
 
@@ -295,10 +265,7 @@ struct ReturnCommand: AsyncParsableCommand {
             request.carrier = carrier
             request.trackingNumber = tracking
             request.expectedVersion = step.expectedVersion
-            try await global.run { client in
-                let response = try await client.submitReturnShipment(request, options: step.callOptions)
-                try global.emit(response) { describe(response.case, history: false) }
-            }
+            try await global.step(RPCs.submitReturnShipment, request, step) { describe($0.case, history: false) }
         }
     }
 
@@ -314,10 +281,7 @@ struct ReturnCommand: AsyncParsableCommand {
             request.caseID = caseID
             request.merchantID = merchant
             request.expectedVersion = step.expectedVersion
-            try await global.run { client in
-                let response = try await client.confirmReturnReceived(request, options: step.callOptions)
-                try global.emit(response) { describe(response.case, history: false) }
-            }
+            try await global.step(RPCs.confirmReturnReceived, request, step) { describe($0.case, history: false) }
         }
     }
 }
@@ -336,9 +300,6 @@ struct Cancel: AsyncParsableCommand {
         request.consumerID = consumer
         request.note = note
         request.expectedVersion = step.expectedVersion
-        try await global.run { client in
-            let response = try await client.cancelCase(request, options: step.callOptions)
-            try global.emit(response) { describe(response.case, history: false) }
-        }
+        try await global.step(RPCs.cancelCase, request, step) { describe($0.case, history: false) }
     }
 }

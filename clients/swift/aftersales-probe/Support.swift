@@ -77,6 +77,18 @@ struct StepOptions: ParsableArguments {
     var callOptions: CallOptions { CallOptions(idempotencyKey: idempotencyKey) }
 }
 
+extension GlobalOptions {
+    /// One step on a case, as every action subcommand takes it: `request` sent as `rpc`
+    /// with the step's options, the answer printed (as JSON, or as `human` describes it).
+    func step<Request, Response>(_ rpc: RPC<Request, Response>, _ request: Request, _ step: StepOptions,
+                                 _ human: @escaping (Response) -> String) async throws {
+        try await run { client in
+            let response = try await client.call(rpc, request, options: step.callOptions)
+            try emit(response) { human(response) }
+        }
+    }
+}
+
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }

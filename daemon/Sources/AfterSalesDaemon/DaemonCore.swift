@@ -361,24 +361,3 @@ struct Batch {
         changed = false
     }
 }
-
-/// Hands the bound endpoints from the loop thread to whoever waits for them.
-private final class ReadyEndpoints: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var endpoints: (rpc: String, pub: String)?
-
-    func set(_ value: (rpc: String, pub: String)) {
-        condition.lock()
-        endpoints = value
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    func wait(timeout: Duration) -> (rpc: String, pub: String)? {
-        let limit = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
-        condition.lock()
-        defer { condition.unlock() }
-        while endpoints == nil, condition.wait(until: limit) {}
-        return endpoints
-    }
-}
