@@ -231,6 +231,13 @@ public nonisolated struct Aftersales_V1_GetStatsResponse: @unchecked Sendable {
     set {_uniqueStorage()._peerDisconnects = newValue}
   }
 
+  /// CURVE handshakes refused since start-up because the client's key is not in the
+  /// clients file (ZAP status 400): nothing was served to them.
+  public var zapRefusals: UInt64 {
+    get {_storage._zapRefusals}
+    set {_uniqueStorage()._zapRefusals = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -488,7 +495,7 @@ nonisolated extension Aftersales_V1_StatusCount: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetStatsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{3}unpublished_events\0\u{3}peer_disconnects\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{3}started_at_ms\0\u{3}uptime_ms\0\u{3}cases_total\0\u{3}cases_by_status\0\u{3}pending_proposals\0\u{3}next_deadline_at_ms\0\u{1}methods\0\u{3}journal_bytes\0\u{3}fsync_policy\0\u{3}last_snapshot_at_ms\0\u{3}last_snapshot_duration_ms\0\u{3}last_snapshot_bytes\0\u{3}last_event_seq\0\u{3}oldest_replayable_seq\0\u{3}dropped_frames\0\u{3}idempotency_keys\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{3}unpublished_events\0\u{3}peer_disconnects\0\u{3}zap_refusals\0")
 
   fileprivate class _StorageClass {
     var _version: String = String()
@@ -512,6 +519,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
     var _incarnationStartSeq: UInt64 = 0
     var _unpublishedEvents: UInt64 = 0
     var _peerDisconnects: UInt64 = 0
+    var _zapRefusals: UInt64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -543,6 +551,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       _incarnationStartSeq = source._incarnationStartSeq
       _unpublishedEvents = source._unpublishedEvents
       _peerDisconnects = source._peerDisconnects
+      _zapRefusals = source._zapRefusals
     }
   }
 
@@ -582,6 +591,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         case 19: try { try decoder.decodeSingularUInt64Field(value: &_storage._incarnationStartSeq) }()
         case 20: try { try decoder.decodeSingularUInt64Field(value: &_storage._unpublishedEvents) }()
         case 21: try { try decoder.decodeSingularUInt64Field(value: &_storage._peerDisconnects) }()
+        case 22: try { try decoder.decodeSingularUInt64Field(value: &_storage._zapRefusals) }()
         default: break
         }
       }
@@ -653,6 +663,9 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
       if _storage._peerDisconnects != 0 {
         try visitor.visitSingularUInt64Field(value: _storage._peerDisconnects, fieldNumber: 21)
       }
+      if _storage._zapRefusals != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._zapRefusals, fieldNumber: 22)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -683,6 +696,7 @@ nonisolated extension Aftersales_V1_GetStatsResponse: SwiftProtobuf.Message, Swi
         if _storage._incarnationStartSeq != rhs_storage._incarnationStartSeq {return false}
         if _storage._unpublishedEvents != rhs_storage._unpublishedEvents {return false}
         if _storage._peerDisconnects != rhs_storage._peerDisconnects {return false}
+        if _storage._zapRefusals != rhs_storage._zapRefusals {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -1020,6 +1020,11 @@ public nonisolated struct Aftersales_V1_HistoryEntry: Sendable {
 
   public var note: String = String()
 
+  /// The calling service that made the step: its NAME in the daemon's clients file (the
+  /// key it proved with CURVE, never a claim in the request). Empty for SYSTEM steps
+  /// (deadlines) and on a daemon without --clients (plaintext development).
+  public var client: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1595,7 +1600,7 @@ nonisolated extension Aftersales_V1_ReturnShipment: SwiftProtobuf.Message, Swift
 
 nonisolated extension Aftersales_V1_HistoryEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".HistoryEntry"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}at_ms\0\u{1}actor\0\u{3}actor_id\0\u{1}action\0\u{3}from_status\0\u{3}to_status\0\u{1}note\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}at_ms\0\u{1}actor\0\u{3}actor_id\0\u{1}action\0\u{3}from_status\0\u{3}to_status\0\u{1}note\0\u{1}client\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1610,6 +1615,7 @@ nonisolated extension Aftersales_V1_HistoryEntry: SwiftProtobuf.Message, SwiftPr
       case 5: try { try decoder.decodeSingularEnumField(value: &self.fromStatus) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.toStatus) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.client) }()
       default: break
       }
     }
@@ -1637,6 +1643,9 @@ nonisolated extension Aftersales_V1_HistoryEntry: SwiftProtobuf.Message, SwiftPr
     if !self.note.isEmpty {
       try visitor.visitSingularStringField(value: self.note, fieldNumber: 7)
     }
+    if !self.client.isEmpty {
+      try visitor.visitSingularStringField(value: self.client, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1648,6 +1657,7 @@ nonisolated extension Aftersales_V1_HistoryEntry: SwiftProtobuf.Message, SwiftPr
     if lhs.fromStatus != rhs.fromStatus {return false}
     if lhs.toStatus != rhs.toStatus {return false}
     if lhs.note != rhs.note {return false}
+    if lhs.client != rhs.client {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

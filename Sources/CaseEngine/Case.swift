@@ -272,7 +272,7 @@ public enum HistoryAction: String, CaseIterable, Sendable {
 
 /// One step in a case's history (协商记录). Append-only.
 public struct HistoryEntry: Sendable, Hashable {
-    // Every case keeps its history, so an entry is packed into 48 bytes: the action, a
+    // Every case keeps its history, so an entry is packed into 64 bytes: the action, a
     // small fixed vocabulary, is a one-byte code instead of a 16-byte String. An action
     // outside the vocabulary (a record written by a newer build) is kept as text in
     // front of the note. Fields are declared widest first (declaration order is layout
@@ -283,6 +283,8 @@ public struct HistoryEntry: Sendable, Hashable {
     public var at: Millis
     /// The consumer, merchant or operator id; "intervention-policy" for the judgement; empty for SYSTEM.
     public var actorID: String
+    /// The calling service that made the step (audit); empty for SYSTEM and unauthenticated calls.
+    public var client: String
     /// The note, preceded by the action's text when `actionCode` is `customActionCode`.
     private var customActionAndNote: String
     /// UTF-8 length of the action text in front of the note (custom actions only).
@@ -315,10 +317,11 @@ public struct HistoryEntry: Sendable, Hashable {
     }
 
     /// Creates a history entry.
-    public init(at: Millis, actor: Party, actorID: String, action: String, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
+    public init(at: Millis, actor: Party, actorID: String, client: String = "", action: String, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
         self.at = at
         self.actor = actor
         self.actorID = actorID
+        self.client = client
         self.fromStatus = fromStatus
         self.toStatus = toStatus
         customActionAndNote = ""
@@ -328,10 +331,11 @@ public struct HistoryEntry: Sendable, Hashable {
     }
 
     /// Creates a history entry for one of the engine's own steps.
-    public init(at: Millis, actor: Party, actorID: String, action: HistoryAction, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
+    public init(at: Millis, actor: Party, actorID: String, client: String = "", action: HistoryAction, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
         self.at = at
         self.actor = actor
         self.actorID = actorID
+        self.client = client
         self.fromStatus = fromStatus
         self.toStatus = toStatus
         customActionAndNote = note

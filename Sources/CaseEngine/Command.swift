@@ -143,13 +143,17 @@ public struct Request: Sendable, Hashable {
     public var expectedVersion: UInt64?
     /// What to do.
     public var command: Command
+    /// The calling service, as the daemon authenticated it (empty when it does not):
+    /// recorded in every history entry the request writes.
+    public var client: String
 
     /// Creates a request.
-    public init(caseID: String?, actor: Party, actorID: String, expectedVersion: UInt64? = nil, command: Command) {
+    public init(caseID: String?, actor: Party, actorID: String, expectedVersion: UInt64? = nil, command: Command, client: String = "") {
         self.caseID = caseID
         self.actor = actor
         self.actorID = actorID
         self.expectedVersion = expectedVersion
         self.command = command
+        self.client = client
     }
 }

@@ -221,6 +221,18 @@ public final class ZMQSocket {
     /// elapses first. Blocks otherwise; a signal (`EINTR`) restarts the wait (and so
     /// restarts the receive timeout).
     public func receive(dontWait: Bool = false) throws -> [Frame]? {
+        try receive(dontWait: dontWait, userID: nil)
+    }
+
+    /// Receives one whole message and the User-Id its peer was admitted with (the ZAP
+    /// handler's answer; nil without one) — who is calling, on a CURVE server.
+    public func receiveWithUserID(dontWait: Bool = false) throws -> (frames: [Frame], userID: String?)? {
+        var userID: String?
+        guard let frames = try receive(dontWait: dontWait, userID: &userID) else { return nil }
+        return (frames, userID)
+    }
+
+    private func receive(dontWait: Bool, userID: UnsafeMutablePointer<String?>?) throws -> [Frame]? {
         let handle = try openHandle("receive")
         var message = zmq_msg_t()
         zmq_msg_init(&message)
@@ -229,12 +241,20 @@ public final class ZMQSocket {
         guard let first = try receivePart(handle, &message, dontWait ? ZMQ_DONTWAIT : 0) else {
             return nil
         }
+        // The User-Id travels on the peer's own frames (a ROUTER's routing-id frame is made
+        // locally and carries none): take it from the first part that has it.
+        if let userID {
+            userID.pointee = zmq_msg_gets(&message, "User-Id").map { String(cString: $0) }
+        }
         var frames = [first]
         // ZeroMQ delivers a message atomically: once the first part is here, the
         // others are too, so these calls never wait.
         while zmq_msg_more(&message) != 0 {
             guard let part = try receivePart(handle, &message, 0) else {
                 throw ZMQError(errno: CZeroMQ_EAGAIN(), operation: "receive(part \(frames.count))")
+            }
+            if let userID, userID.pointee == nil {
+                userID.pointee = zmq_msg_gets(&message, "User-Id").map { String(cString: $0) }
             }
             frames.append(part)
         }

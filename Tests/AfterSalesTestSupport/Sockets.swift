@@ -12,8 +12,11 @@ public final class TestCaller {
     private var nextID: UInt64 = 1
 
     /// A DEALER connected to `endpoint`; each answer is awaited at most `receiveTimeoutMs`.
-    public init(_ endpoint: String, context: ZMQContext = ZMQContext.shared!, receiveTimeoutMs: Int32 = 10_000) throws {
+    /// With `curve`, the DEALER is a CURVE client of the daemon whose public key it names.
+    public init(_ endpoint: String, context: ZMQContext = ZMQContext.shared!, receiveTimeoutMs: Int32 = 10_000,
+                curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
         socket = try ZMQSocket(context, .dealer)
+        if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.setReceiveTimeout(receiveTimeoutMs)
         try socket.connect(endpoint)
     }
@@ -68,8 +71,10 @@ public final class TestCaller {
 public final class TestSubscriber {
     public let socket: ZMQSocket
 
-    public init(_ endpoint: String, prefixes: [String] = [""], context: ZMQContext = ZMQContext.shared!) throws {
+    public init(_ endpoint: String, prefixes: [String] = [""], context: ZMQContext = ZMQContext.shared!,
+                curve: (serverKey: String, keys: CurveKeyPair)? = nil) throws {
         socket = try ZMQSocket(context, .sub)
+        if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         for prefix in prefixes { try socket.subscribe(prefix) }
         try socket.connect(endpoint)
         // ZeroMQ's slow joiner: give the subscription time to reach the publisher.

@@ -107,7 +107,7 @@ import Testing
         try huge.sendRaw([[], [UInt8](repeating: 7, count: 16 * 4096 + 65_536 + 1)])
         let observer = try TestCaller(small.rpc)
         var counted: UInt64 = 0
-        for _ in 0..<100 where counted == 0 {
+        for _ in 0..<200 where counted == 0 {
             counted = try observer.call(RPCs.getStats, .init()).peerDisconnects
             if counted == 0 { Thread.sleep(forTimeInterval: 0.05) }
         }

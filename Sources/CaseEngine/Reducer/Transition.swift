@@ -27,7 +27,7 @@ struct Transition {
     /// Appends a history entry by an explicit party (the judgement) and moves to `status`.
     mutating func record(_ action: HistoryAction, to status: CaseStatus, note: String, actor: Party, actorID: String) {
         let from: CaseStatus? = subject.history.isEmpty ? nil : subject.status
-        subject.history.append(HistoryEntry(at: now, actor: actor, actorID: actorID, action: action,
+        subject.history.append(HistoryEntry(at: now, actor: actor, actorID: actorID, client: request.actor == .system ? "" : request.client, action: action,
                                             fromStatus: from, toStatus: status, note: note))
         subject.status = status
         changed = true

@@ -1,6 +1,7 @@
 import AfterSalesProto
 import AfterSalesRPC
 import Dispatch
+import Foundation
 import Synchronization
 import SwiftProtobuf
 import ZeroMQ
@@ -32,13 +33,57 @@ public final class AfterSalesClient: Sendable {
         public var deadline: Duration?
         /// Metadata added to every call's envelope (a call's own entries win).
         public var metadata: [String: String]
+        /// CURVE: the daemon's public key and this client's key pair (the daemon admits the
+        /// keys in its clients file and knows the caller by its key); nil = plaintext.
+        public var curve: CurveCredentials?
 
-        /// The defaults: 2 s per attempt, 3 attempts, no overall deadline.
-        public init(attemptTimeout: Duration = .seconds(2), maxAttempts: Int = 3, deadline: Duration? = nil, metadata: [String: String] = [:]) {
+        /// The defaults: 2 s per attempt, 3 attempts, no overall deadline, plaintext.
+        public init(attemptTimeout: Duration = .seconds(2), maxAttempts: Int = 3, deadline: Duration? = nil, metadata: [String: String] = [:],
+                    curve: CurveCredentials? = nil) {
             self.attemptTimeout = attemptTimeout
             self.maxAttempts = maxAttempts
             self.deadline = deadline
             self.metadata = metadata
+            self.curve = curve
+        }
+    }
+
+    /// What a client needs to speak CURVE to the daemon.
+    public struct CurveCredentials: Sendable, Hashable {
+        /// The daemon's public key (its NAME.pub from `aftersalesd keygen`).
+        public var serverPublicKey: String
+        /// This client's key pair (the public half is in the daemon's clients file).
+        public var keys: CurveKeyPair
+
+        /// Credentials from the two keys.
+        public init(serverPublicKey: String, keys: CurveKeyPair) {
+            self.serverPublicKey = serverPublicKey
+            self.keys = keys
+        }
+
+        /// Credentials from key files: the server's public key file and this client's secret key file.
+        public init(serverKeyFile: String, secretKeyFile: String) throws(RPCError) {
+            func read(_ path: String) throws(RPCError) -> String {
+                do {
+                    return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                } catch {
+                    throw RPCError(.invalidArgument, "cannot read key file \(path): \(error.localizedDescription)")
+                }
+            }
+            let server = try read(serverKeyFile)
+            guard Z85.decode(server) != nil else { throw RPCError(.invalidArgument, "\(serverKeyFile) holds no CURVE public key (40 Z85 characters)") }
+            do {
+                self.init(serverPublicKey: server, keys: try CurveKeyPair(secretKey: try read(secretKeyFile)))
+            } catch let error as RPCError {
+                throw error
+            } catch {
+                throw RPCError(.invalidArgument, "\(secretKeyFile) holds no CURVE secret key (40 Z85 characters): \(error)")
+            }
+        }
+
+        /// Makes `socket` a CURVE client with these credentials.
+        func apply(to socket: ZMQSocket) throws {
+            try socket.makeCurveClient(serverKey: serverPublicKey, keys: keys)
         }
     }
 
@@ -61,7 +106,7 @@ public final class AfterSalesClient: Sendable {
         self.endpoint = endpoint
         self.configuration = configuration
         do {
-            self.engine = try CallEngine(endpoint: endpoint, context: context)
+            self.engine = try CallEngine(endpoint: endpoint, context: context, curve: configuration.curve)
         } catch {
             throw RPCError(.invalidArgument, "cannot use endpoint \(endpoint): \(error)")
         }

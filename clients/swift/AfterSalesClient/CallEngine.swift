@@ -48,6 +48,8 @@ final class CallEngine: Sendable {
     }
 
     let endpoint: String
+    /// CURVE credentials for every socket this engine opens; nil = plaintext.
+    let curve: AfterSalesClient.CurveCredentials?
     private let inbox = Mutex(Inbox())
     private let wake: WakeUpPipe
     private let finished = DispatchSemaphore(value: 0)
@@ -55,9 +57,10 @@ final class CallEngine: Sendable {
 
     /// Starts the I/O thread; it connects to `endpoint` at once (libzmq connects in the
     /// background, so a daemon that is not up yet is not an error).
-    init(endpoint: String, context: ZMQContext) throws {
+    init(endpoint: String, context: ZMQContext, curve: AfterSalesClient.CurveCredentials?) throws {
         self.endpoint = endpoint
         self.context = context
+        self.curve = curve
         self.wake = try WakeUpPipe()
         let started = DispatchSemaphore(value: 0)
         let startError = Mutex<(any Error)?>(nil)
@@ -212,6 +215,7 @@ final class CallEngine: Sendable {
         let socket = try ZMQSocket(loop.context, .dealer)
         try socket.setSendHighWaterMark(0)  // bounded by the calls in flight
         try socket.setReceiveHighWaterMark(0)
+        try curve?.apply(to: socket)
         try socket.connect(loop.endpoint)
         loop.socket = socket
         var poller = ZMQPoller()

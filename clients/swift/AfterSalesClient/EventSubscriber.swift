@@ -290,6 +290,8 @@ final class SubscriberCore: Sendable {
         let socket: ZMQSocket
         do {
             socket = try ZMQSocket(context, .sub)
+            // The PUB socket admits the same keys as the RPC socket.
+            try client.configuration.curve?.apply(to: socket)
             try socket.setReceiveHighWaterMark(options.receiveHighWaterMark)
             if let bytes = options.receiveBufferBytes { try socket.setOption(zmqReceiveBufferOption, bytes) }
             if topics.isEmpty {

@@ -63,10 +63,11 @@ func describe(_ item: Aftersales_V1_Case, history: Bool = true) -> String {
     return lines.joined(separator: "\n")
 }
 
-/// One history line: time, actor, action, status change, note.
+/// One history line: time, actor, the calling service (audit), action, status change, note.
 func describe(_ entry: Aftersales_V1_HistoryEntry) -> String {
     var text = "\(isoTime(entry.atMs))  \(protoName(entry.actor))"
     if !entry.actorID.isEmpty { text += " \(entry.actorID)" }
+    if !entry.client.isEmpty { text += " via \(entry.client)" }
     text += "  \(entry.action)"
     if entry.fromStatus != entry.toStatus {
         text += "  \(entry.fromStatus == .unspecified ? "" : protoName(entry.fromStatus) + " ")→ \(protoName(entry.toStatus))"

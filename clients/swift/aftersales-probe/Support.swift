@@ -22,11 +22,30 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print the answer as JSON (protobuf's JSON mapping), one object per line.")
     var json = false
 
+    @Option(help: "CURVE: the daemon's public key file (env AFTERSALES_SERVER_KEY); with --key.")
+    var serverKey: String? = ProcessInfo.processInfo.environment["AFTERSALES_SERVER_KEY"]
+
+    @Option(help: "CURVE: this client's secret key file, mode 0600 (env AFTERSALES_KEY); its public key must be in the daemon's clients file.")
+    var key: String? = ProcessInfo.processInfo.environment["AFTERSALES_KEY"]
+
     mutating func validate() throws {
         guard let ms = DurationText.milliseconds(timeout), ms > 0 else {
             throw ValidationError("--timeout '\(timeout)' is not a positive duration like 500ms or 2s")
         }
         guard attempts >= 1 else { throw ValidationError("--attempts must be at least 1") }
+        if (serverKey == nil) != (key == nil) {
+            throw ValidationError("CURVE needs both --server-key (the daemon's .pub) and --key (this client's .key)")
+        }
+    }
+
+    /// The CURVE credentials from --server-key and --key; nil for plaintext.
+    func curve() throws -> AfterSalesClient.CurveCredentials? {
+        guard let serverKey, let key else { return nil }
+        do {
+            return try AfterSalesClient.CurveCredentials(serverKeyFile: serverKey, secretKeyFile: key)
+        } catch {
+            throw ValidationError("\(error.message)")
+        }
     }
 
     var timeoutDuration: Duration { .milliseconds(DurationText.milliseconds(timeout) ?? 2000) }
@@ -37,7 +56,9 @@ struct GlobalOptions: ParsableArguments {
             return try AfterSalesClient(
                 endpoint: endpoint,
                 configuration: .init(attemptTimeout: timeoutDuration, maxAttempts: attempts,
-                                     metadata: ["caller": "aftersales-probe"]))
+                                     metadata: ["caller": "aftersales-probe"], curve: try curve()))
+        } catch let error as ValidationError {
+            throw error
         } catch {
             throw ValidationError("\(error)")
         }

@@ -73,6 +73,7 @@ extension DaemonCore {
             $0.incarnationStartSeq = announcements.incarnationStartSeq
             $0.unpublishedEvents = UInt64(announcements.unpublishedCount)
             $0.peerDisconnects = peerDisconnects
+            $0.zapRefusals = zapRefusals
         }
     }
 }

@@ -15,6 +15,13 @@ struct MutationCall {
     var reportsJudgement = false
 }
 
+/// The authenticated calling service of a call.
+struct Caller: Sendable {
+    let name: String
+    let role: Role
+    let scope: Scope
+}
+
 /// A change one call or deadline made: journaled and announced once by the core.
 struct Change {
     var outcome: Outcome
@@ -28,19 +35,28 @@ enum CaseService {
     /// A state-changing call: idempotency and the engine. The change it made comes back for
     /// the core to journal and announce; nothing here touches the journal.
     static func mutate(_ method: Method, _ envelope: RequestEnvelope, store: inout CaseStore, idempotency: inout IdempotencyTable,
-                       now: Millis) throws(RPCError) -> (answer: CallAnswer, change: Change?) {
-        let key = envelope.idempotencyKey
-        if key.utf8.count > maxIdempotencyKeyBytes {
-            throw RPCError(.invalidArgument, "idempotency_key: \(key.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
+                       caller: Caller?, now: Millis) throws(RPCError) -> (answer: CallAnswer, change: Change?) {
+        let requestKey = envelope.idempotencyKey
+        if requestKey.utf8.count > maxIdempotencyKeyBytes {
+            throw RPCError(.invalidArgument, "idempotency_key: \(requestKey.utf8.count) bytes; at most \(maxIdempotencyKeyBytes)")
         }
+        // Each calling service has keys of its own: one cannot replay another's answers.
+        let key = caller.map { requestKey.isEmpty ? "" : $0.name + "\u{0}" + requestKey } ?? requestKey
         var fingerprint = Data()
         if !key.isEmpty {
             fingerprint = RequestFingerprint.of(payload: envelope.payload)
             if let earlier = idempotency[key] {
-                return (try answerAgain(earlier, key: key, method: method, fingerprint: fingerprint, store: store), nil)
+                return (try answerAgain(earlier, key: requestKey, method: method, fingerprint: fingerprint, store: store), nil)
             }
         }
-        let call = try mutation(method, envelope.payload)
+        var call = try mutation(method, envelope.payload)
+        if let caller {
+            guard caller.scope.allows(actor: call.request.actor, actorID: call.request.actorID) else {
+                throw RPCError(.permissionDenied, "client '\(caller.name)' acts for \(caller.scope.description) only, "
+                               + "not for \(call.request.actor.rawValue) '\(call.request.actorID)'; nothing was changed")
+            }
+            call.request.client = caller.name
+        }
         let outcome: Outcome
         do {
             outcome = try store.apply(call.request, now: now)
@@ -91,19 +107,31 @@ enum CaseService {
 
 
     /// The read-only CaseService calls, answered from the store as it stands.
-    static func query(_ method: Method, _ payload: Data, store: CaseStore) throws(RPCError) -> [UInt8] {
+    /// A caller with a scope sees only its parties' cases: another party's case is
+    /// NOT_FOUND, as if it did not exist (it learns nothing of cases it may not see).
+    static func query(_ method: Method, _ payload: Data, store: CaseStore, scope: Scope? = nil) throws(RPCError) -> [UInt8] {
         let response: any SwiftProtobuf.Message
         switch method {
         case .getCase:
             let r = try decode(Aftersales_V1_GetCaseRequest.self, payload)
             try requireCaseID(r.caseID)
-            guard let found = store[r.caseID] else { throw RPCError(.notFound, "no case \(r.caseID)") }
+            guard let found = store[r.caseID], scope?.allows(found) ?? true else { throw RPCError(.notFound, "no case \(r.caseID)") }
             return WireAssembly.getCaseResponse(EncodedCase(found))
         case .listCases:
-            response = try listCases(try decode(Aftersales_V1_ListCasesRequest.self, payload), store: store)
+            let r = try decode(Aftersales_V1_ListCasesRequest.self, payload)
+            if let scope {
+                if let merchants = scope.merchants, !merchants.contains(r.merchantID) {
+                    throw RPCError(.permissionDenied, "merchant_id: pass one of the merchants this client acts for (\(merchants.sorted().joined(separator: ", ")))")
+                }
+                if let consumers = scope.consumers, !consumers.contains(r.consumerID) {
+                    throw RPCError(.permissionDenied, "consumer_id: pass one of the consumers this client acts for (\(consumers.sorted().joined(separator: ", ")))")
+                }
+            }
+            response = try listCases(r, store: store)
         case .evaluateIntervention:
             let r = try decode(Aftersales_V1_EvaluateInterventionRequest.self, payload)
             try requireCaseID(r.caseID)
+            if let scope, let found = store[r.caseID], !scope.allows(found) { throw RPCError(.notFound, "no case \(r.caseID)") }
             do {
                 let judgement = try store.evaluate(caseID: r.caseID)
                 response = Aftersales_V1_EvaluateInterventionResponse.with { $0.judgement = .init(judgement) }

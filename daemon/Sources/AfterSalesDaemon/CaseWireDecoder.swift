@@ -467,12 +467,13 @@ private struct ShipmentFields {
 private struct HistoryFields {
     var at: Int64 = 0
     var actor = 0, fromStatus = 0, toStatus = 0
-    var actorID = "", action = "", note = ""
+    var actorID = "", action = "", note = "", client = ""
 
     mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
         while !r.isAtEnd {
             let (field, wt) = try r.tag()
             switch HistoryEntryField(rawValue: field) {
+            case .client?: if try r.accepts(field, wt, 2) { client = try r.string() }
             case .atMs?: if try r.accepts(field, wt, 0) { at = try r.int64() }
             case .actor?: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
             case .actorID?: if try r.accepts(field, wt, 2) { actorID = try r.string() }
@@ -490,7 +491,7 @@ private struct HistoryFields {
         guard let toStatus: CaseStatus = engine(toStatus) else {
             throw .invalid(StoredCaseError(caseID: caseID, field: "history.to_status"))
         }
-        return HistoryEntry(at: at, actor: actor, actorID: actorID, action: action, fromStatus: engine(fromStatus),
+        return HistoryEntry(at: at, actor: actor, actorID: actorID, client: client, action: action, fromStatus: engine(fromStatus),
                             toStatus: toStatus, note: note)
     }
 }

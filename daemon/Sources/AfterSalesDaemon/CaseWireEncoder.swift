@@ -86,6 +86,7 @@ struct CaseWireEncoder {
                 e.enumeration(HistoryEntryField.fromStatus, h.fromStatus)
                 e.enumeration(HistoryEntryField.toStatus, h.toStatus)
                 e.string(HistoryEntryField.note, h.note)
+                e.string(HistoryEntryField.client, h.client)
             }
         }
     }

@@ -65,6 +65,7 @@ enum HistoryEntryField: UInt64, WireField {
     case fromStatus = 5
     case toStatus = 6
     case note = 7
+    case client = 8
 }
 
 /// The fields of `aftersales.v1.Case`.

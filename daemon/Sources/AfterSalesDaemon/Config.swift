@@ -28,6 +28,13 @@ public struct DaemonConfig: Sendable {
     public var deadlineBudgetMicroseconds: UInt64 = 1_000
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
+    /// The daemon's CURVE secret key (40 Z85 characters): both sockets become CURVE
+    /// servers and only the clients in `clientsFile` are admitted. nil = plaintext, for
+    /// loopback development only.
+    public var curveSecretKey: String?
+    /// Who may connect and what each may do (`NAME ROLE PUBLIC_KEY [SCOPE…]` lines); read
+    /// at start-up and again on `Daemon.reloadClients()` (SIGHUP).
+    public var clientsFile: String?
     /// What everysec's background sync runs instead of fdatasync(fd) — for tests that
     /// hold a sync back or make the disk lie; nil = fdatasync.
     public var backgroundSyncOverride: (@Sendable (_ fd: Int32, _ path: String) throws -> Void)?

@@ -39,16 +39,28 @@ public final class Daemon: @unchecked Sendable {
     /// Safe from any thread and from a signal handler's helper thread.
     public func stop() { core.wakeUp.signal(.stop) }
 
+    /// Asks the loop to read the clients file again (SIGHUP); safe from any thread.
+    public func reloadClients() { core.wakeUp.signal(.reloadClients) }
+
     /// Serves until `stop()`; returns after the final snapshot, with the sockets closed.
     /// Throws `BindFailure` when a socket cannot be bound, a storage error when the
     /// journal cannot be written.
     public func run() throws {
         let context = try ZMQContext()
+        // With CURVE, the ZAP handler must be bound before any CURVE socket takes a peer.
+        let curve = config.curveSecretKey
+        let zap = curve == nil ? nil : try ZMQSocket(context, .rep)
+        try zap?.bind("inproc://zeromq.zap.01")
         let router = try ZMQSocket(context, .router)
         let publisher = try ZMQSocket(context, .pub)
         defer {
             router.close()
             publisher.close(linger: 100)
+            zap?.close()
+        }
+        if let curve {
+            try router.makeCurveServer(secretKey: curve)
+            try publisher.makeCurveServer(secretKey: curve)
         }
         // libzmq drops oversized messages without telling anyone (and disconnects the
         // peer), so its own limit sits well above ours: calls between the two limits get
@@ -73,13 +85,14 @@ public final class Daemon: @unchecked Sendable {
 
         let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
         defer { monitor.close() }
-        try monitor.setReceiveHighWaterMark(0)  // read once a second: keep every event until then
+        try monitor.setReceiveHighWaterMark(0)  // read now and then: keep every event until then
         var poller = ZMQPoller()
         let routerItem = poller.add(router)
-        // The monitor is read once a second rather than polled: a disconnect count need not
+        // The monitor is read at most every 100 ms rather than polled: a disconnect count need not
         // be exact to the turn, and one more poll item costs every call.
         var monitorReadAt: Millis = 0
         let wakeItem = poller.add(fileDescriptor: core.wakeUp.readDescriptor)
+        let zapItem = zap.map { poller.add($0) }
         func send(_ output: TurnOutput) { self.send(output, router: router, publisher: publisher) }
 
         send(try core.startUp())
@@ -91,17 +104,27 @@ public final class Daemon: @unchecked Sendable {
                 if reasons.contains(.stop) { stopping = true }
                 core.woken(reasons)
             }
-            if core.clock.now() >= monitorReadAt + 1_000 {
+            if core.clock.now() >= monitorReadAt + 100 {
                 monitorReadAt = core.clock.now()
                 while let frames = try monitor.receive(dontWait: true) {
                     if ZMQMonitorEvent(frames)?.event.contains(.disconnected) == true { core.peerDisconnects += 1 }
                 }
             }
+            if let zap, let zapItem, poller.isReadable(zapItem) {
+                while let request = try zap.receive(dontWait: true) { _ = try zap.send(core.answerZAP(request)) }
+            }
             if poller.isReadable(routerItem) {
                 var taken = 0
-                while taken < config.maxBatch, let frames = try router.receive(dontWait: true) {
-                    taken += 1
-                    core.receive(frames)
+                if curve == nil {
+                    while taken < config.maxBatch, let frames = try router.receive(dontWait: true) {
+                        taken += 1
+                        core.receive(frames)
+                    }
+                } else {
+                    while taken < config.maxBatch, let (frames, caller) = try router.receiveWithUserID(dontWait: true) {
+                        taken += 1
+                        core.receive(frames, caller: caller)
+                    }
                 }
             }
             core.fireDueDeadlines()

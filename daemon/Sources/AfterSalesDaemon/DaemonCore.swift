@@ -51,6 +51,12 @@ final class DaemonCore {
     let requestShape: RequestShape
     /// What the turn in hand will send once it is durable.
     var batch = Batch()
+    /// The clients file as last read well; nil when the daemon authenticates no one.
+    var access: AccessList?
+    /// CURVE handshakes refused (key not in the clients file).
+    var zapRefusals: UInt64 = 0
+    /// When each refused key was last logged (once a minute per key).
+    private var refusalLoggedAt: [String: Millis] = [:]
 
     /// Opens the data directory (refusing one another daemon holds), and rebuilds the
     /// state from its snapshot and journal. Throws with the file and offset on damage.
@@ -72,6 +78,11 @@ final class DaemonCore {
         journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
                               onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride)
         requestShape = RequestShape(limits: config.engine.limits)
+        if let path = config.clientsFile {
+            let list = try AccessList(path: path)
+            access = list
+            logger.info("clients file read", metadata: ["path": "\(path)", "clients": "\(list.count)"])
+        }
         startedAt = clock.now()
         snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
         logger.info("recovered", metadata: [
@@ -129,6 +140,7 @@ final class DaemonCore {
     /// The loop side of a wake-up from another thread.
     func woken(_ reasons: WakeUpReason) {
         if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
+        if reasons.contains(.reloadClients) { reloadClients() }
         // `.synced` needs nothing here: `takeOutput` publishes what the sync covered.
     }
 
@@ -150,10 +162,56 @@ final class DaemonCore {
         logger.info("stopped", metadata: ["cases": "\(store.count)", "last_seq": "\(announcements.lastSeq)"])
     }
 
+    // MARK: - who is calling
+
+    /// Reads the clients file again; a file with a mistake keeps the list in force.
+    /// Connections of keys that were removed are refused from their next call on.
+    func reloadClients() {
+        guard let path = config.clientsFile else { return }
+        do {
+            let list = try AccessList(path: path)
+            access = list
+            logger.info("clients file reloaded", metadata: ["path": "\(path)", "clients": "\(list.count)"])
+        } catch {
+            logger.error("clients file not reloaded; the previous list stays in force", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Answers one ZAP request (the CURVE handshake of a new connection).
+    func answerZAP(_ request: [Frame]) -> [Frame] {
+        let (reply, refused) = ZAP.reply(to: request, access: access)
+        if let refused {
+            zapRefusals += 1
+            let now = clock.now()
+            if now - (refusalLoggedAt[refused.key] ?? Millis.min / 2) >= 60_000 {
+                refusalLoggedAt[refused.key] = now
+                logger.warning("refused a connection: key not in the clients file",
+                               metadata: ["key": "\(refused.key)…", "peer": "\(refused.address)"])
+            }
+        }
+        return reply
+    }
+
+    /// The calling service of a call, when the daemon authenticates: who it is (the ZAP
+    /// User-Id) and what it may do, by the clients file in force now.
+    private func authorize(_ method: Method, caller: String?) -> Result<Caller?, RPCError> {
+        guard let access else { return .success(nil) }
+        guard let caller, let client = access.byName[caller] else {
+            return .failure(RPCError(.unauthenticated, "this connection's key \(caller.map { "('\($0)')" } ?? "")is no longer in the clients file; "
+                                     + "ask the operator to add it back (then reconnect)"))
+        }
+        guard method.roles.contains(client.role) else {
+            let allowed = Method.allCases.filter { $0.roles.contains(client.role) }.map { String($0.methodName) }
+            return .failure(RPCError(.permissionDenied, "client '\(client.name)' (role \(client.role.rawValue)) may not call \(method.fullName); "
+                                     + "\(client.role.rawValue) may call \(allowed.joined(separator: ", "))"))
+        }
+        return .success(Caller(name: client.name, role: client.role, scope: client.scope))
+    }
+
     // MARK: - calls
 
     /// One call from the ROUTER socket: answer it, or count it when no answer can be addressed.
-    func receive(_ frames: [Frame]) {
+    func receive(_ frames: [Frame], caller: String? = nil) {
         let started = monotonicNanoseconds()
         guard let call = WireFrames.splitRouted(frames) else {
             droppedFrames += 1
@@ -187,12 +245,19 @@ final class DaemonCore {
                         .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
             return
         }
+        let authorized: Caller?
+        switch authorize(method, caller: caller) {
+        case .success(let value): authorized = value
+        case .failure(let refused):
+            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
+            return
+        }
         if let refused = requestShape.checkPayload(envelope.payload, for: method) {
             batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
             return
         }
         let receivedAt = clock.now()
-        let result = serve(method, envelope, receivedAt: receivedAt, call: call)
+        let result = serve(method, envelope, receivedAt: receivedAt, call: call, caller: authorized)
         if let result {
             batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, result)
         }
@@ -209,13 +274,14 @@ final class DaemonCore {
     }
 
     /// Serves one decoded call; nil when the answer is deferred (TakeSnapshot).
-    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall) -> CallAnswer? {
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall, caller: Caller?) -> CallAnswer? {
         if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
             return .failure(RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed"))
         }
         do {
             if method.isMutating {
-                let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: &idempotency, now: clock.now())
+                let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: &idempotency,
+                                                              caller: caller, now: clock.now())
                 if let change { record(change) }
                 return answer
             }
@@ -232,7 +298,7 @@ final class DaemonCore {
                 let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, envelope.payload)
                 return .success(try AdminService.replay(r, from: announcements))
             default:
-                return .success(try CaseService.query(method, envelope.payload, store: store))
+                return .success(try CaseService.query(method, envelope.payload, store: store, scope: caller?.scope))
             }
         } catch {
             return .failure(error)

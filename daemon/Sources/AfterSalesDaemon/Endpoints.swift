@@ -42,3 +42,15 @@ public struct BindFailure: Error, CustomStringConvertible {
 
     public var description: String { "cannot bind \(endpoint): \(underlying)" }
 }
+
+extension BindEndpoint {
+    /// Whether only this machine can reach `endpoint`: ipc and inproc, or tcp on a
+    /// loopback address. `*`, 0.0.0.0 and every other host can be reached from outside.
+    public static func isLocal(_ endpoint: String) -> Bool {
+        guard endpoint.hasPrefix("tcp://") else { return true }
+        let address = endpoint.dropFirst("tcp://".count)
+        guard let colon = address.lastIndex(of: ":") else { return false }
+        let host = address[..<colon]
+        return host.hasPrefix("127.") || host == "localhost" || host == "[::1]" || host == "::1"
+    }
+}

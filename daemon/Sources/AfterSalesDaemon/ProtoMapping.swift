@@ -97,7 +97,7 @@ extension Case {
             refundReason: EnumMapping.engine(p.refundReason),
             createdAt: p.createdAtMs, updatedAt: p.updatedAtMs, version: p.version,
             history: try p.history.map { h throws(StoredCaseError) in
-                HistoryEntry(at: h.atMs, actor: try required(h.actor, "history.actor"), actorID: h.actorID, action: h.action,
+                HistoryEntry(at: h.atMs, actor: try required(h.actor, "history.actor"), actorID: h.actorID, client: h.client, action: h.action,
                              fromStatus: EnumMapping.engine(h.fromStatus), toStatus: try required(h.toStatus, "history.to_status"),
                              note: h.note)
             }

@@ -7,6 +7,8 @@ struct WakeUpReason: OptionSet, Sendable {
     static let snapshotDone = WakeUpReason(rawValue: 2)
     /// A background fdatasync finished: announcements it covered may be published.
     static let synced = WakeUpReason(rawValue: 4)
+    /// SIGHUP: read the clients file again.
+    static let reloadClients = WakeUpReason(rawValue: 8)
 }
 
 extension WakeUpPipe {

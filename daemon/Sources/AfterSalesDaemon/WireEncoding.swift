@@ -44,6 +44,7 @@ extension Aftersales_V1_HistoryEntry {
         fromStatus = EnumMapping.proto(h.fromStatus)
         toStatus = EnumMapping.proto(h.toStatus)
         note = h.note
+        client = h.client
     }
 }
 

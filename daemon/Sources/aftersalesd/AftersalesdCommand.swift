@@ -5,6 +5,7 @@ import CaseEngine
 import Dispatch
 import Foundation
 import Logging
+import ZeroMQ
 
 /// `aftersalesd`: every flag can also come from an AFTERSALES_… environment variable
 /// (flag wins), so a systemd unit can keep its settings in an EnvironmentFile.
@@ -24,9 +25,16 @@ struct AftersalesdCommand: ParsableCommand {
             that cannot be bound (address in use, not this machine's); 78 a data directory
             that is damaged or held by another daemon.
             """,
-        version: Daemon.version
+        version: Daemon.version,
+        subcommands: [Keygen.self]
     )
 
+    @Option(help: "The daemon's CURVE secret key file (aftersalesd keygen): both sockets become CURVE servers and only the keys in --clients are admitted. (env AFTERSALES_CURVE_SECRET_KEY)")
+    var curveSecretKey: String?
+    @Option(help: "Who may connect, one per line: NAME ROLE PUBLIC_KEY [merchants=ID,…] [consumers=ID,…]; SIGHUP reads it again. (env AFTERSALES_CLIENTS)")
+    var clients: String?
+    @Flag(help: "Serve without CURVE on an endpoint other than loopback (anyone who reaches it may act as anyone).")
+    var insecurePlaintext = false
     @Option(help: "ROUTER endpoint for calls; port * picks a free one. (env AFTERSALES_RPC, default tcp://127.0.0.1:7700)")
     var rpc: String?
     @Option(help: "PUB endpoint for announcements. (env AFTERSALES_PUB, default tcp://127.0.0.1:7701)")
@@ -92,6 +100,20 @@ struct AftersalesdCommand: ParsableCommand {
         if config.rpcEndpoint == config.pubEndpoint, !config.rpcEndpoint.hasSuffix(":*"), !config.rpcEndpoint.hasSuffix(":0") {
             throw ValidationError("--rpc and --pub are both \(config.rpcEndpoint); the two sockets need two endpoints")
         }
+        let keyFile = setting(curveSecretKey, "CURVE_SECRET_KEY")
+        config.clientsFile = setting(clients, "CLIENTS")
+        if keyFile != nil, config.clientsFile == nil {
+            throw ValidationError("--curve-secret-key needs --clients: the file of the client keys to admit (NAME ROLE PUBLIC_KEY per line)")
+        }
+        if keyFile == nil, config.clientsFile != nil {
+            throw ValidationError("--clients needs --curve-secret-key: clients are known by their CURVE keys")
+        }
+        if keyFile == nil, !insecurePlaintext && environment["AFTERSALES_INSECURE_PLAINTEXT"] != "1" {
+            for (option, endpoint) in [("rpc", config.rpcEndpoint), ("pub", config.pubEndpoint)] where !BindEndpoint.isLocal(endpoint) {
+                throw ValidationError("--\(option) \(endpoint) is reachable from other machines, and without CURVE anyone who reaches it may act as any merchant or consumer. "
+                    + "Make keys (aftersalesd keygen), pass --curve-secret-key and --clients, or bind to 127.0.0.1; --insecure-plaintext if you really mean it")
+            }
+        }
         if let v = setting(dataDir, "DATA_DIR") { config.dataDirectory = v }
         if let v = setting(fsync, "FSYNC") {
             guard let policy = FsyncPolicy(rawValue: v) else { throw ValidationError("--fsync: '\(v)' must be always, everysec or never") }
@@ -136,6 +158,14 @@ struct AftersalesdCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "aftersalesd")
+        if let keyFile {
+            do {
+                config.curveSecretKey = try SecretKeyFile.read(keyFile)
+            } catch {
+                logger.critical("cannot start", metadata: ["error": "\(error)"])
+                throw ExitCode(78)  // EX_CONFIG
+            }
+        }
 
         let daemon: Daemon
         do {
@@ -151,9 +181,15 @@ struct AftersalesdCommand: ParsableCommand {
         signal(SIGINT, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         let signalQueue = DispatchQueue(label: "aftersalesd.signals")
-        let watchers = [SIGTERM, SIGINT].map { number in
+        signal(SIGHUP, SIG_IGN)
+        let watchers = [SIGTERM, SIGINT, SIGHUP].map { number in
             let source = DispatchSource.makeSignalSource(signal: number, queue: signalQueue)
             source.setEventHandler {
+                if number == SIGHUP {
+                    logger.info("SIGHUP: reading the clients file again")
+                    daemon.reloadClients()
+                    return
+                }
                 logger.info("signal received; stopping", metadata: ["signal": "\(number == SIGTERM ? "SIGTERM" : "SIGINT")"])
                 daemon.stop()
             }
@@ -177,5 +213,24 @@ struct AftersalesdCommand: ParsableCommand {
             throw ExitCode(70)  // EX_SOFTWARE
         }
         withExtendedLifetime(watchers) {}
+    }
+}
+
+/// `aftersalesd keygen`: a CURVE key pair for the daemon or for a client.
+struct Keygen: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a CURVE key pair: DIR/NAME.key (the secret, mode 0600) and DIR/NAME.pub (the public key to hand out).",
+        discussion: "The daemon takes its .key with --curve-secret-key; a client's .pub goes into the daemon's --clients file.")
+    @Option(help: "Directory for the key files (created if missing).") var out: String = "."
+    @Argument(help: "The key's name: the daemon's, or the client's as in the clients file.") var name: String
+
+    func run() throws {
+        guard !name.isEmpty, !name.contains("/") else { throw ValidationError("NAME: a plain name, no '/'") }
+        let keys = try CurveKeyPair.generate()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let secretPath = out + "/" + name + ".key", publicPath = out + "/" + name + ".pub"
+        try SecretKeyFile.write(keys.secretKey, to: secretPath)
+        try Data((keys.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: publicPath), options: .withoutOverwriting)
+        print("\(secretPath)  secret (mode 0600)\n\(publicPath)  public: \(keys.publicKey)")
     }
 }

@@ -1,0 +1,45 @@
+import AfterSalesClient
+import AfterSalesProto
+import AfterSalesRPC
+import Foundation
+import Testing
+import ZeroMQ
+
+@Suite("Clients speaking CURVE", .serialized, .timeLimit(.minutes(1)))
+struct CurveClientTests {
+    @Test("AfterSalesClient and EventSubscriber with CURVE; the probe with --server-key and --key")
+    func everySwiftClientSpeaksCurve() async throws {
+        let keys = try CurveFixture([("gw", "consumer-gateway", ""), ("obs", "observer", "")])
+        let daemon = try DaemonProcess(arguments: keys.daemonArguments)
+        defer { daemon.stop(removeData: true) }
+
+        let observer = try AfterSalesClient(endpoint: daemon.rpc, configuration: .init(
+            curve: .init(serverPublicKey: keys.server.publicKey, keys: keys.clients["obs"]!)))
+        defer { observer.close() }
+        let subscriber = EventSubscriber(client: observer, endpoint: daemon.pub, topics: ["case.created"])
+        defer { subscriber.close() }
+        try await Task.sleep(for: .milliseconds(300))
+
+        let gw = try AfterSalesClient(endpoint: daemon.rpc, configuration: .init(
+            curve: try .init(serverKeyFile: keys.serverKeyFile, secretKeyFile: writeSecret(keys, "gw"))))
+        defer { gw.close() }
+        let created = try await gw.createCase(createRequest("o-curve"))
+        let events = try await collect(subscriber) { !$0.compactMap(\.announcement).isEmpty }
+        #expect(events.compactMap(\.announcement).first?.caseID == created.case.caseID)
+
+        let probe = try runProbe(["get", created.case.caseID, "--endpoint", daemon.rpc,
+                                  "--server-key", keys.serverKeyFile, "--key", writeSecret(keys, "obs")])
+        #expect(probe.status == 0 && probe.stdout.contains(created.case.caseID), "\(probe.stderr)")
+        let refused = try runProbe(["cancel", created.case.caseID, "--consumer", "c-1", "--endpoint", daemon.rpc,
+                                    "--server-key", keys.serverKeyFile, "--key", writeSecret(keys, "obs")])
+        #expect(refused.status == 10 + 7 && refused.stderr.contains("PERMISSION_DENIED"), "\(refused.stderr)")
+    }
+
+    /// A client's secret key as a file (mode 0600), as `aftersalesd keygen` writes it.
+    func writeSecret(_ keys: CurveFixture, _ name: String) throws -> String {
+        let path = keys.directory + "/\(name).key"
+        try Data((keys.clients[name]!.secretKey + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        return path
+    }
+}
