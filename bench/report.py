@@ -148,6 +148,20 @@ for x in pick("restart"):
         f"daemon's own recovery: {x['recovered_ms'] or '?'} ms", "", "≤ 3 s", x["restart_ms"] <= 3000)
     notes.append(f"restart: RSS after recovery {x['rss_bytes']/2**20:.0f} MiB; files {x['files']}")
 
+# 6 CURVE on vs off
+con, coff = pick("latency", target="curve-on"), pick("latency", target="curve-off")
+if con and coff:
+    for key, name, tgt in [("rtt_p50_us", "p50", 1.15), ("rtt_p99_us", "p99", None)]:
+        r = ratio(con, coff, key)
+        row(f"6 GetCase round trip {name} (µs), CURVE on vs off", fmt(med(x[key] for x in con), digits=1),
+            fmt(med(x[key] for x in coff), digits=1), fr(r), f"≤ {tgt}×" if tgt else "", (r[0] <= tgt) if tgt and r[0] else None)
+ton, toff = pick("throughput", label="curve-on"), pick("throughput", label="curve-off")
+if ton and toff:
+    r = ratio(ton, toff, "calls_per_s")
+    row("6 mutating calls/s, 50 callers (a consumer and a merchant socket each), CURVE on vs off",
+        fmt(med(x["calls_per_s"] for x in ton)), fmt(med(x["calls_per_s"] for x in toff)), fr(r), "≥ 0.8×",
+        (r[0] >= 0.8) if r[0] else None)
+
 # 5 refused calls
 for x in pick("refused"):
     row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",

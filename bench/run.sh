@@ -6,13 +6,13 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale refused"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused curve"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
@@ -200,6 +200,29 @@ if [[ " $ONLY " == *" scale "* ]]; then
   RECOVERED_MS="$(grep recovered "$WORK/scale2.out.err" | sed -n 's/.* ms=\([0-9]*\).*/\1/p' | head -1)"
   record 1 "{\"bench\": \"restart\", \"restart_ms\": $(( (t1 - t0) / 1000000 )), \"rss_bytes\": $RSS_RESTART, \"recovered_ms\": \"${RECOVERED_MS}\", \"files\": \"$SNAP_FILES\"}"
   stop_named scale2 120
+fi
+
+# --- 6 CURVE on vs off -------------------------------------------------------------------
+if [[ " $ONLY " == *" curve "* ]]; then
+  log "curve: GetCase and throughput with CURVE on vs off, alternating rounds"
+  KEYS="$WORK/keys"
+  for name in daemon consumer merchant; do "$DAEMON" keygen --out "$KEYS" "$name" >/dev/null; done
+  printf 'bench-consumer consumer-gateway %s\nbench-merchant merchant-gateway %s\n' \
+    "$(cat "$KEYS/consumer.pub")" "$(cat "$KEYS/merchant.pub")" > "$KEYS/clients"
+  CURVE_ARGS=(--server-key "$KEYS/daemon.pub" --key "$KEYS/consumer.key")
+  start_daemon coff "$WORK/coff" --fsync everysec
+  start_daemon con "$WORK/con" --fsync everysec --curve-secret-key "$KEYS/daemon.key" --clients "$KEYS/clients"
+  CASE_OFF="$(json "$("$BENCH" prepare --endpoint "$RPC_coff")" case_id)"
+  CASE_ON="$(json "$("$BENCH" prepare --endpoint "$RPC_con" "${CURVE_ARGS[@]}")" case_id)"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    record $r "$("$BENCH" latency --endpoint "$RPC_coff" --target curve-off --case-id "$CASE_OFF" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+    record $r "$("$BENCH" latency --endpoint "$RPC_con" --target curve-on --case-id "$CASE_ON" --count $LAT_COUNT --seconds $LAT_SECONDS "${CURVE_ARGS[@]}")"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_coff" --label curve-off --split-roles --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_con" --label curve-on --connections 50 --inflight 1 --seconds $TP_SECONDS \
+      "${CURVE_ARGS[@]}" --merchant-key "$KEYS/merchant.key")"
+  done
+  stop_named coff; stop_named con
+  rm -rf "$WORK/coff" "$WORK/con"
 fi
 
 # --- 5 refused calls ----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import AfterSalesProto
 import AfterSalesRPC
 import AfterSalesTestSupport
+import ArgumentParser
 import Foundation
 import Histogram
 import SwiftProtobuf
@@ -341,4 +342,30 @@ func residentBytes(pid: Int32) -> Int {
         return kb * 1024
     }
     return 0
+}
+
+// MARK: - CURVE
+
+/// The daemon's public key and the bench's client keys, for a daemon with CURVE on.
+struct CurveOptions: ParsableArguments {
+    @Option(help: "CURVE: the daemon's public key file (with --key).") var serverKey: String?
+    @Option(help: "CURVE: the secret key file the bench calls with (a consumer-gateway client).") var key: String?
+    @Option(help: "CURVE: a merchant-gateway client's secret key file, for the agreeing side of throughput.") var merchantKey: String?
+
+    private func read(_ path: String) throws -> String {
+        try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Makes `socket` a CURVE client with `--key` (or `--merchant-key`); nothing without keys.
+    func apply(to socket: ZMQSocket, merchant: Bool = false) throws {
+        guard let serverKey, let secret = merchant ? (merchantKey ?? key) : key else { return }
+        try socket.makeCurveClient(serverKey: try read(serverKey), keys: try CurveKeyPair(secretKey: try read(secret)))
+    }
+
+    /// The server key and the consumer-side keys, for helpers that take them as values.
+    var credentials: (serverKey: String, keys: CurveKeyPair)? {
+        guard let serverKey, let key, let server = try? read(serverKey), let secret = try? read(key),
+              let keys = try? CurveKeyPair(secretKey: secret) else { return nil }
+        return (server, keys)
+    }
 }

@@ -27,14 +27,16 @@ struct Bench: ParsableCommand {
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Create one case with a proposal; print its id and the GetCase request/reply sizes.")
     @Option(help: "The daemon's RPC endpoint.") var endpoint: String
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
-        let caller = try TestCaller(endpoint, context: context, receiveTimeoutMs: 60_000)
+        let caller = try TestCaller(endpoint, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials)
         let created = try caller.call(RPCs.createCase, Cases.proposal(order: runPrefix("lat")))
         let request = Cases.getCase(1, created.case.caseID)
         let req = try ZMQSocket(context, .req)
         try req.setReceiveTimeout(10_000)
+        try curve.apply(to: req)
         try req.connect(endpoint)
         try req.send(request)
         guard let reply = try req.receive(), reply.count == 1 else { throw BenchError("no GetCase reply") }
@@ -55,11 +57,13 @@ struct Latency: ParsableCommand {
     @Option(help: "Measured round trips (upper bound).") var count: Int = 20_000
     @Option(help: "Stop measuring after this many seconds.") var seconds: Double = 10
     @Option(help: "Unmeasured round trips first.") var warmup: Int = 2_000
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
         let req = try ZMQSocket(context, .req)
         try req.setReceiveTimeout(10_000)
+        try curve.apply(to: req)
         try req.connect(endpoint)
         let request = Cases.getCase(1, caseId)
         var h = latencyHistogram()
@@ -92,6 +96,7 @@ struct Latency: ParsableCommand {
         var out = summary(h, "rtt")
         out["bench"] = "latency"
         out["target"] = target
+        out["curve"] = curve.key != nil
         out["reply_bytes"] = replyBytes
         out["request_bytes"] = request.count
         out["calls_per_s"] = (Double(n) / (Double(monoNanos() - began) / 1e9)).rounded()
@@ -110,15 +115,20 @@ struct Throughput: ParsableCommand {
     @Option(help: "Calls in flight per caller (1 = no pipelining).") var inflight: Int = 1
     @Option(help: "Measured seconds.") var seconds: Double = 5
     @Option(help: "Unmeasured seconds first.") var warmupSeconds: Double = 1
+    @Flag(help: "Each caller creates on one socket and agrees on a second (as two services would: with CURVE, a consumer and a merchant key).")
+    var splitRoles = false
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
         var sockets: [ZMQSocket] = []
         var poller = ZMQPoller()
-        for _ in 0..<connections {
+        let split = splitRoles || curve.merchantKey != nil
+        for index in 0..<(split ? 2 * connections : connections) {
             let s = try ZMQSocket(context, .dealer)
             try s.setSendHighWaterMark(0)
             try s.setReceiveHighWaterMark(0)
+            try curve.apply(to: s, merchant: index >= connections)
             try s.connect(endpoint)
             sockets.append(s)
             _ = poller.add(s)
@@ -151,7 +161,8 @@ struct Throughput: ParsableCommand {
                 body = Cases.envelope(id, .createCase, Cases.plain(order: "\(prefix)-\(orderN)"))
             }
             sentAt[slot] = monoNanos()
-            try sockets[slot / inflight].send(WireFrames.dealerCall(body: body))
+            let agreeing = split && pendingCase[slot] != nil
+            try sockets[slot / inflight + (agreeing ? connections : 0)].send(WireFrames.dealerCall(body: body))
             outstanding += 1
         }
 
@@ -166,7 +177,7 @@ struct Throughput: ParsableCommand {
             let now0 = monoNanos()
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
-            for i in 0..<connections where poller.isReadable(i) {
+            for i in 0..<sockets.count where poller.isReadable(i) {
                 while let frames = try sockets[i].receive(dontWait: true) {
                     let now = monoNanos()
                     outstanding -= 1
@@ -201,6 +212,7 @@ struct Throughput: ParsableCommand {
         var out = summary(h, "call")
         out["bench"] = "throughput"
         out["label"] = label
+        out["curve"] = curve.key != nil
         out["connections"] = connections
         out["inflight"] = inflight
         out["calls_per_s"] = (Double(measured) / seconds).rounded()
