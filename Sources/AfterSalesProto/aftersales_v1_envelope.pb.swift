@@ -89,7 +89,9 @@ public nonisolated enum Aftersales_V1_StatusCode: SwiftProtobuf.Enum, Swift.Case
   /// An open case already exists for the same order line.
   case alreadyExists // = 6
 
-  /// The caller is not the party allowed to take this step (wrong merchant/consumer).
+  /// The caller may not do this: its role (the method's `roles` option) does not include
+  /// the method, its scope (the merchants or consumers it acts for) does not include the
+  /// party the request names, or it is not the case's merchant or consumer.
   case permissionDenied // = 7
 
   /// A limit was hit: message size, page size, or the daemon's queue.
@@ -116,7 +118,9 @@ public nonisolated enum Aftersales_V1_StatusCode: SwiftProtobuf.Enum, Swift.Case
   /// Stored data was found damaged.
   case dataLoss // = 15
 
-  /// The caller's credentials are missing or wrong (reserved; no authentication yet).
+  /// The connection's CURVE key is no longer in the daemon's clients file (removed by a
+  /// reload after the connection was made). A key never listed gets no answer at all: its
+  /// handshake is refused.
   case unauthenticated // = 16
   case UNRECOGNIZED(Int)
 
