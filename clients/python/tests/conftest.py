@@ -1,4 +1,5 @@
-"""A real aftersalesd for the tests: started once per session from $AFTERSALESD."""
+"""A real aftersalesd for the tests, started once per session from $AFTERSALESD; a
+second one with CURVE (curve_daemon) for the tests that ask for it."""
 from __future__ import annotations
 
 import os
@@ -9,15 +10,18 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import pytest
 
-from aftersales_client import Client
+from aftersales_client import Client, CurveKeys, load_curve_keys
 
 READY_RE = re.compile(r"^aftersalesd ready rpc=(\S+) pub=(\S+)\s*$")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 PROPOSAL_TTL_MS = 300
+# The clients file of curve_daemon: NAME -> ROLE.
+CURVE_CLIENTS = {"gateway": "consumer-gateway", "watcher": "observer"}
 
 
 @dataclass
@@ -27,6 +31,12 @@ class Daemon:
     proc: subprocess.Popen
     data_dir: str
     log_path: str
+    key_dir: Optional[str] = None  # CURVE daemons: where NAME.key / NAME.pub are
+
+    def curve(self, name: str) -> CurveKeys:
+        """The credentials of client NAME (see curve_daemon)."""
+        return load_curve_keys(os.path.join(self.key_dir, "daemon.pub"),
+                               os.path.join(self.key_dir, f"{name}.key"))
 
     def log(self) -> str:
         try:
@@ -47,14 +57,14 @@ def _daemon_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
-def daemon(tmp_path_factory) -> Daemon:
+def _start(tmp_path_factory, extra_args=()) -> Daemon:
+    """An aftersalesd on free loopback ports with a fresh data dir, once it is ready."""
     binary = _daemon_path()
     data_dir = tmp_path_factory.mktemp("aftersalesd-data")
     log_path = str(tmp_path_factory.mktemp("aftersalesd-log") / "stderr.log")
     cmd = [binary, "--rpc", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*",
            "--data-dir", str(data_dir), "--fsync", "everysec",
-           "--proposal-ttl", f"{PROPOSAL_TTL_MS}ms"]
+           "--proposal-ttl", f"{PROPOSAL_TTL_MS}ms", *extra_args]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
     log.close()
@@ -95,10 +105,13 @@ def daemon(tmp_path_factory) -> Daemon:
     threading.Thread(target=lambda: [None for _ in iter(lambda: proc.stdout.read(4096), b"")],
                      daemon=True).start()
 
-    d = Daemon(rpc=match.group(1), pub=match.group(2), proc=proc, data_dir=str(data_dir),
-               log_path=log_path)
-    yield d
+    return Daemon(rpc=match.group(1), pub=match.group(2), proc=proc, data_dir=str(data_dir),
+                  log_path=log_path)
 
+
+def _stop(d: Daemon) -> None:
+    """SIGTERM; the daemon must exit 0 in time."""
+    proc = d.proc
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
@@ -111,6 +124,32 @@ def daemon(tmp_path_factory) -> Daemon:
     if rc != 0:
         pytest.fail(f"aftersalesd exited with code {rc} after SIGTERM (expected 0)\n"
                     f"stderr:\n{d.log()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory) -> Daemon:
+    d = _start(tmp_path_factory)
+    yield d
+    _stop(d)
+
+
+@pytest.fixture(scope="session")
+def curve_daemon(tmp_path_factory) -> Daemon:
+    """A CURVE daemon admitting CURVE_CLIENTS; keys made with `aftersalesd keygen` in
+    d.key_dir, including one for "stranger", whom the clients file does not list."""
+    key_dir = tmp_path_factory.mktemp("aftersalesd-keys")
+    for name in ("daemon", *CURVE_CLIENTS, "stranger"):
+        subprocess.run([_daemon_path(), "keygen", "--out", str(key_dir), name], check=True,
+                       stdout=subprocess.DEVNULL, timeout=START_TIMEOUT_S)
+    clients = key_dir / "clients"
+    clients.write_text("# NAME ROLE PUBLIC_KEY\n" + "".join(
+        f"{name} {role} {(key_dir / f'{name}.pub').read_text().strip()}\n"
+        for name, role in CURVE_CLIENTS.items()))
+    d = _start(tmp_path_factory, ["--curve-secret-key", str(key_dir / "daemon.key"),
+                                  "--clients", str(clients)])
+    d.key_dir = str(key_dir)
+    yield d
+    _stop(d)
 
 
 @pytest.fixture

@@ -15,10 +15,13 @@ class FakeRouter:
     """A ROUTER on a free loopback port, served by a thread. ``handler(env, n)`` gets the
     decoded RequestEnvelope and its 1-based arrival number and returns the answer, or
     None to drop the request (no answer at all). Every request is recorded in
-    ``received`` as (frames after the identity, decoded envelope or None)."""
+    ``received`` as (frames after the identity, decoded envelope or None).
+    ``curve_secret_key``: be a CURVE server (with no ZAP handler libzmq admits any key)."""
 
-    def __init__(self, handler: Handler, context: Optional[zmq.Context] = None):
+    def __init__(self, handler: Handler, context: Optional[zmq.Context] = None,
+                 curve_secret_key: Optional[bytes] = None):
         self.handler = handler
+        self.curve_secret_key = curve_secret_key
         self.received: List[tuple] = []
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
@@ -32,6 +35,9 @@ class FakeRouter:
     def _run(self) -> None:
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.curve_secret_key is not None:
+            sock.curve_secretkey = self.curve_secret_key
+            sock.curve_server = True
         sock.bind("tcp://127.0.0.1:*")
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._ready.set()

@@ -8,8 +8,9 @@ import time
 import pytest
 import zmq
 
-from aftersales_client import (Client, EventsLost, EventsRewound, RpcError, RpcTimeout, StatusCode,
-                               Subscriber, admin_service_pb2, case_service_pb2, envelope_pb2)
+from aftersales_client import (Client, CurveKeys, EventsLost, EventsRewound, RpcError, RpcTimeout,
+                               StatusCode, Subscriber, admin_service_pb2, case_service_pb2,
+                               envelope_pb2, load_curve_keys)
 
 from fakes import FakeRouter
 
@@ -87,6 +88,33 @@ def test_client_recovers_after_a_timeout():
         with pytest.raises(RpcTimeout):
             c.ping()
         assert c.ping(payload=b"x").payload == b"x"
+
+
+def test_curve_keys_survive_a_lazy_pirate_reconnect():
+    server_pub, server_secret = zmq.curve_keypair()
+    client_pub, client_secret = zmq.curve_keypair()
+    curve = CurveKeys(server_key=server_pub.decode(), secret_key=client_secret)
+    assert curve.public_key == client_pub
+    # The first request goes unanswered: the retry is on a new socket, which must be a
+    # CURVE client too or the server would never hear it.
+    with FakeRouter(lambda env, n: None if n == 1 else ping_handler(env, n),
+                    curve_secret_key=server_secret) as fake, \
+            Client(fake.endpoint, timeout=0.5, retries=1, curve=curve) as c:
+        assert c.ping(payload=b"x").payload == b"x"
+        assert c.reconnects == 1
+
+
+def test_load_curve_keys_reads_keygen_files_and_refuses_non_keys(tmp_path):
+    server_pub, _ = zmq.curve_keypair()
+    client_pub, client_secret = zmq.curve_keypair()
+    (tmp_path / "daemon.pub").write_bytes(server_pub + b"\n")  # keygen ends with a newline
+    (tmp_path / "me.key").write_bytes(client_secret + b"\n")
+    keys = load_curve_keys(str(tmp_path / "daemon.pub"), str(tmp_path / "me.key"))
+    assert (keys.server_key, keys.secret_key, keys.public_key) == \
+        (server_pub, client_secret, client_pub)
+    for bad in ("", "too short", "~" * 40):  # '~' is not a Z85 character
+        with pytest.raises(ValueError):
+            CurveKeys(server_key=bad, secret_key=client_secret)
 
 
 # -- subscriber ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from aftersales_client import (Client, RpcError, StatusCode, Subscriber, case_pb2,
+from aftersales_client import (Client, RpcError, RpcTimeout, StatusCode, Subscriber, case_pb2,
                                case_service_pb2, envelope_pb2)
 
 from conftest import PROPOSAL_TTL_MS
@@ -211,3 +211,39 @@ def test_announcements_carry_the_daemons_incarnation(daemon, client):
     assert (replay.incarnation, replay.incarnation_start_seq) == \
         (stats.incarnation, stats.incarnation_start_seq)
     assert replay.events[0].incarnation == stats.incarnation
+
+
+def test_curve_keys_roles_and_strangers(curve_daemon):
+    """CURVE daemon (conftest.curve_daemon): "gateway" is a consumer-gateway, "watcher" an
+    observer, "stranger" has a key the clients file does not list."""
+    d = curve_daemon
+    with Client(d.rpc, timeout=2.0, retries=1, curve=d.curve("gateway")) as gateway, \
+            Client(d.rpc, timeout=2.0, retries=1, curve=d.curve("watcher")) as watcher:
+        stats = watcher.get_stats()
+        # The Subscriber takes the watcher's keys for its SUB socket; anything published
+        # while its handshake is under way is replayed from last_seq.
+        with Subscriber(d.pub, topics=["case."], client=watcher, last_seq=stats.last_event_seq,
+                        incarnation=stats.incarnation) as sub:
+            req = quality_issue_request(new_tag())
+            case = gateway.create_case(req).case
+            assert case.case_id and case.consumer_id == req.consumer_id
+            got, deadline = [], time.monotonic() + EVENT_WAIT_S
+            while ("case.created", case.case_id) not in [(e.topic, e.case_id) for e in got]:
+                assert time.monotonic() < deadline, [(e.seq, e.topic, e.case_id) for e in got]
+                ev = sub.recv(timeout=max(0.0, deadline - time.monotonic()))
+                if ev is not None:
+                    got.append(ev)
+
+        # An observer may read but not act for a consumer.
+        assert watcher.get_case(case_id=case.case_id).case.case_id == case.case_id
+        with pytest.raises(RpcError) as ei:
+            watcher.cancel_case(case_id=case.case_id, consumer_id=req.consumer_id,
+                                expected_version=case.version)
+        assert ei.value.code == StatusCode.PERMISSION_DENIED, str(ei.value)
+        assert gateway.get_case(case_id=case.case_id).case.status == case.status  # not cancelled
+
+        # An unlisted key: the handshake is refused, so no answer ever comes.
+        with Client(d.rpc, timeout=0.5, retries=0, curve=d.curve("stranger")) as stranger:
+            with pytest.raises(RpcTimeout):
+                stranger.ping()
+        assert watcher.get_stats().zap_refusals >= 1

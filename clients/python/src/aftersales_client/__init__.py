@@ -5,7 +5,8 @@
         print(c.ping().version)
 """
 from ._proto import admin_service_pb2, case_pb2, case_service_pb2, envelope_pb2
-from .client import DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, RpcError, RpcTimeout, StatusCode
+from .client import (DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, CurveKeys, RpcError, RpcTimeout,
+                     StatusCode, load_curve_keys)
 from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, EventsRewound, Subscriber
 
 
@@ -18,7 +19,7 @@ class pb:  # noqa: N801 - a namespace of the generated modules
 
 
 __all__ = [
-    "Client", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "EventsRewound",
+    "Client", "CurveKeys", "load_curve_keys", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "EventsRewound",
     "pb",
     "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT", "READ_ONLY_METHODS",
     "admin_service_pb2", "case_pb2", "case_service_pb2", "envelope_pb2",

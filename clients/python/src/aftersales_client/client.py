@@ -4,6 +4,9 @@ Each call is one RequestEnvelope; each answer one ResponseEnvelope. A call that 
 answer within its attempt timeout is retried on a fresh socket ("Lazy Pirate", ZeroMQ
 guide ch. 4) with the same request id and the same idempotency key, so a retry of a
 mutating call is never applied twice by the daemon.
+
+With CURVE credentials (``CurveKeys``) every socket is a CURVE client of the daemon: the
+daemon admits only the public keys in its clients file and knows the caller by its key.
 """
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ import itertools
 import os
 import re
 import uuid
-from typing import Dict, Optional, Type
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Type, Union
 
 import zmq
 from google.protobuf.message import Message
+from zmq.utils import z85
 
 from ._proto import admin_service_pb2, case_service_pb2, envelope_pb2
 
@@ -63,6 +68,52 @@ class RpcTimeout(RpcError):
         super().__init__(StatusCode.DEADLINE_EXCEEDED, message, method, local=True)
 
 
+def _z85_key(value: Union[str, bytes], what: str) -> bytes:
+    """A CURVE key as the 40 Z85 characters pyzmq wants; ValueError otherwise, so a bad
+    key fails here rather than as EINVAL on some later (re)connect."""
+    key = (value.encode("ascii") if isinstance(value, str) else bytes(value)).strip()
+    try:
+        if len(key) == 40 and len(z85.decode(key)) == 32:
+            return key
+    except Exception:  # z85.decode raises KeyError/struct.error on characters outside Z85
+        pass
+    raise ValueError(f"{what} is not a CURVE key (40 Z85 characters, as aftersalesd keygen writes)")
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CURVE credentials: the daemon's public key and this client's secret key (str or
+    bytes, Z85); the public half, which the daemon's clients file lists, is derived."""
+
+    server_key: bytes
+    secret_key: bytes = field(repr=False)
+    public_key: bytes = field(init=False)
+
+    def __post_init__(self):
+        # frozen: set the normalised fields through object.__setattr__
+        object.__setattr__(self, "server_key", _z85_key(self.server_key, "server_key"))
+        object.__setattr__(self, "secret_key", _z85_key(self.secret_key, "secret_key"))
+        object.__setattr__(self, "public_key", zmq.curve_public(self.secret_key))
+
+    def apply(self, sock: zmq.Socket) -> None:
+        """Make ``sock`` a CURVE client; must come before connect()."""
+        sock.curve_serverkey = self.server_key
+        sock.curve_publickey = self.public_key
+        sock.curve_secretkey = self.secret_key
+
+
+def load_curve_keys(server_pub_path: str, client_key_path: str) -> CurveKeys:
+    """CurveKeys from key files as ``aftersalesd keygen`` writes them: the daemon's
+    NAME.pub and this client's NAME.key."""
+    def read(path: str) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read()
+    try:
+        return CurveKeys(server_key=read(server_pub_path), secret_key=read(client_key_path))
+    except ValueError as e:
+        raise ValueError(f"{e} ({server_pub_path}, {client_key_path})") from None
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -99,14 +150,20 @@ class Client:
     timeout: seconds to wait for one attempt's answer (also sent as the envelope's
     deadline_ms). retries: further attempts after a timeout. A call therefore gives up
     after about timeout * (retries + 1) seconds with RpcTimeout.
+
+    curve: CurveKeys for a daemon started with --curve-secret-key (None = plaintext).
+    A key the daemon does not list gets no answer at all (its handshake is refused), so
+    such calls end in RpcTimeout too; a method outside the key's role is PERMISSION_DENIED.
     """
 
     _METHODS = None  # filled lazily from the descriptors
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, timeout: float = 2.5,
                  retries: int = 2, context: Optional[zmq.Context] = None,
-                 metadata: Optional[Dict[str, str]] = None):
+                 metadata: Optional[Dict[str, str]] = None,
+                 curve: Optional[CurveKeys] = None):
         self.endpoint = endpoint
+        self.curve = curve
         self.timeout = timeout
         self.retries = retries
         self.metadata = dict(metadata or {})
@@ -120,6 +177,8 @@ class Client:
         if self._sock is None:
             s = self._ctx.socket(zmq.REQ)
             s.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.apply(s)  # each Lazy Pirate socket is new: set them every time
             s.connect(self.endpoint)
             self._sock = s
         return self._sock

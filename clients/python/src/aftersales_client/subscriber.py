@@ -34,7 +34,7 @@ from typing import Deque, Iterable, Optional, Union
 import zmq
 
 from ._proto import envelope_pb2
-from .client import Client, RpcError, RpcTimeout, StatusCode
+from .client import Client, CurveKeys, RpcError, RpcTimeout, StatusCode
 
 DEFAULT_PUB_ENDPOINT = "tcp://127.0.0.1:7701"
 _REPLAY_METHOD = "aftersales.v1.AdminService/ReplayEvents"
@@ -74,6 +74,9 @@ class Subscriber:
     read before subscribing); None = start from whatever arrives first. Anything after
     last_seq that the SUB socket missed while connecting is replayed. Without
     incarnation, a rewind before the first announcement arrives goes unnoticed.
+    curve: CurveKeys for the SUB socket (the PUB socket of a CURVE daemon admits only
+    listed keys too); None = those of ``client``, if any. Pass the same keys as to the
+    client, or another listed key; without them a CURVE daemon sends nothing.
     """
 
     # Pauses between ReplayEvents attempts while the daemon does not answer: doubling
@@ -84,7 +87,8 @@ class Subscriber:
     def __init__(self, endpoint: str = DEFAULT_PUB_ENDPOINT, topics: Iterable[str] = ("",), *,
                  client: Optional[Client] = None, last_seq: Optional[int] = None,
                  incarnation: Optional[int] = None,
-                 context: Optional[zmq.Context] = None, replay_batch: int = 1000):
+                 context: Optional[zmq.Context] = None, replay_batch: int = 1000,
+                 curve: Optional[CurveKeys] = None):
         self.endpoint = endpoint
         self.topics = tuple(topics) or ("",)
         self.client = client
@@ -100,6 +104,10 @@ class Subscriber:
         self._sock = self._ctx.socket(zmq.SUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        if curve is None and client is not None:
+            curve = client.curve
+        if curve is not None:
+            curve.apply(self._sock)
         self._sock.connect(endpoint)
 
     def close(self) -> None:
