@@ -316,17 +316,10 @@ public struct HistoryEntry: Sendable, Hashable {
         set { pack(action: action, note: newValue) }
     }
 
-    /// Creates a history entry.
+    /// Creates a history entry; an action outside `HistoryAction` (written by a newer
+    /// build) is kept as text.
     public init(at: Millis, actor: Party, actorID: String, client: String = "", action: String, fromStatus: CaseStatus?, toStatus: CaseStatus, note: String) {
-        self.at = at
-        self.actor = actor
-        self.actorID = actorID
-        self.client = client
-        self.fromStatus = fromStatus
-        self.toStatus = toStatus
-        customActionAndNote = ""
-        customActionUTF8Count = 0
-        actionCode = 0
+        self.init(at: at, actor: actor, actorID: actorID, client: client, action: .create, fromStatus: fromStatus, toStatus: toStatus, note: note)
         pack(action: action, note: note)
     }
 

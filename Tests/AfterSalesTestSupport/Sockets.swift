@@ -18,11 +18,16 @@ public final class TestCaller {
         socket = try ZMQSocket(context, .dealer)
         if let curve { try socket.makeCurveClient(serverKey: curve.serverKey, keys: curve.keys) }
         try socket.setReceiveTimeout(receiveTimeoutMs)
+        // A DEALER with no peer (a refused handshake, a daemon that is gone) blocks on send:
+        // bound that wait too, so a test fails instead of hanging.
+        try socket.setSendTimeout(receiveTimeoutMs)
         try socket.connect(endpoint)
     }
 
     /// Sends a raw frame list as is.
-    public func sendRaw(_ frames: [Frame]) throws { try socket.send(frames) }
+    public func sendRaw(_ frames: [Frame]) throws {
+        guard try socket.send(frames) else { throw TestSupportError("could not send within the timeout: no connected peer") }
+    }
 
     /// Sends an envelope and returns its request id.
     @discardableResult
@@ -31,7 +36,9 @@ public final class TestCaller {
         nextID += 1
         let envelope = RequestEnvelope(requestID: id, method: method, payload: try request.serializedBytes(),
                                        deadlineMilliseconds: deadlineMs, idempotencyKey: key)
-        try socket.send(WireFrames.dealerCall(body: try envelope.serializedBytes()))
+        guard try socket.send(WireFrames.dealerCall(body: try envelope.serializedBytes())) else {
+            throw TestSupportError("could not send within the timeout: no connected peer")
+        }
         return id
     }
 

@@ -27,11 +27,12 @@ struct CurveClientTests {
         let events = try await collect(subscriber) { !$0.compactMap(\.announcement).isEmpty }
         #expect(events.compactMap(\.announcement).first?.caseID == created.case.caseID)
 
-        let probe = try runProbe(["get", created.case.caseID, "--endpoint", daemon.rpc,
-                                  "--server-key", keys.serverKeyFile, "--key", writeSecret(keys, "obs")])
+        let obsKey = try writeSecret(keys, "obs")
+        let probe = try await onThread { try runProbe(["get", created.case.caseID, "--endpoint", daemon.rpc,
+                                                       "--server-key", keys.serverKeyFile, "--key", obsKey]) }
         #expect(probe.status == 0 && probe.stdout.contains(created.case.caseID), "\(probe.stderr)")
-        let refused = try runProbe(["cancel", created.case.caseID, "--consumer", "c-1", "--endpoint", daemon.rpc,
-                                    "--server-key", keys.serverKeyFile, "--key", writeSecret(keys, "obs")])
+        let refused = try await onThread { try runProbe(["cancel", created.case.caseID, "--consumer", "c-1", "--endpoint", daemon.rpc,
+                                                         "--server-key", keys.serverKeyFile, "--key", obsKey]) }
         #expect(refused.status == 10 + 7 && refused.stderr.contains("PERMISSION_DENIED"), "\(refused.stderr)")
     }
 

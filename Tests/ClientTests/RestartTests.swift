@@ -119,9 +119,11 @@ struct RestartTests {
         let daemon = try RestartableDaemon()
         defer { daemon.stop() }
         let (client, endpoints) = (daemon.client, daemon.endpoints)
-        let watch = Task.detached {
-            try runProbe(["watch", "case.created", "--from", "1", "--count", "2", "--endpoint", endpoints.rpc,
-                          "--events-endpoint", endpoints.pub, "--timeout", "500ms"], within: .seconds(40))
+        // The probe runs on a thread of its own: blocking one of Swift concurrency's few
+        // cooperative threads for seconds would stall every other test meanwhile.
+        let watch = Task {
+            try await onThread { try runProbe(["watch", "case.created", "--from", "1", "--count", "2", "--endpoint", endpoints.rpc,
+                          "--events-endpoint", endpoints.pub, "--timeout", "500ms"], within: .seconds(40)) }
         }
         _ = try await client.createCase(createRequest("o-watch-1"))
         try await Task.sleep(for: .milliseconds(500))
