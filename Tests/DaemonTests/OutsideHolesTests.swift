@@ -152,3 +152,31 @@ import Testing
         #expect(shape.checkPayload(junk, for: .ping)?.message.contains("more than 512 fields") == true)
     }
 }
+
+/// The wire checks run on every request before anything else looks at it: damaged bytes of
+/// every shape must be answered (refused or passed on to the decoder), never crash.
+@Suite struct RequestShapeFuzzTests {
+    @Test func damagedRequestsNeverCrashTheChecks() throws {
+        let shape = RequestShape(limits: .init())
+        var rng = SplitMix64(seed: 0xA5A5_2026)
+        var create = interventionCase(order: "FUZZ")
+        create.signals.evidence = Array(repeating: .with { $0.kind = .photo; $0.tags = [.defect, .damage] }, count: 4)
+        create.signals.logisticsAnomalies = [.lateDelivery]
+        let originals: [(Method, [UInt8])] = [
+            (.createCase, try create.serializedBytes()),
+            (.addEvidence, try Aftersales_V1_AddEvidenceRequest.with { $0.caseID = "AS0000000001"; $0.evidence = .with { $0.tags = [.defect] } }.serializedBytes()),
+            (.updateLogistics, try Aftersales_V1_UpdateLogisticsRequest.with { $0.caseID = "AS0000000001"; $0.anomalies = [.lateDelivery, .wrongItem] }.serializedBytes()),
+        ]
+        var refused = 0
+        for round in 0..<6_000 {
+            let (method, original) = originals[round % originals.count]
+            let damaged = rng.damaged(original)
+            if shape.checkPayload(Data(damaged), for: method) != nil { refused += 1 }
+            var envelope = RequestEnvelope(requestID: UInt64(round), method: method, payload: damaged)
+            envelope.metadata = ["caller": "fuzz"]
+            _ = shape.checkEnvelope(rng.damaged(try envelope.serializedBytes()))
+        }
+        #expect(refused < 6_000, "most damage is for the decoder to name, not the shape check")
+        for (method, original) in originals { #expect(shape.checkPayload(Data(original), for: method) == nil) }
+    }
+}
