@@ -7,6 +7,8 @@ import SwiftProtobuf
 public enum Method: String, CaseIterable, Sendable {
     /// Liveness and round-trip time.
     case ping = "aftersales.v1.AdminService/Ping"
+    /// Health, in the manner of grpc.health.v1: whether the daemon serves `service` ("" = the daemon as a whole).
+    case check = "aftersales.v1.AdminService/Check"
     /// What an operator needs to see.
     case getStats = "aftersales.v1.AdminService/GetStats"
     /// Writes a snapshot now (on a background thread; answered when it is on disk and holds every change acknowledged before the call).
@@ -70,6 +72,7 @@ extension Method {
     public var roles: Set<Role> {
         switch self {
         case .ping: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
+        case .check: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
         case .getStats: [.observer, .admin]
         case .takeSnapshot: [.admin]
         case .replayEvents: [.platform, .observer, .admin]
@@ -96,6 +99,7 @@ extension Method {
     public var requestType: any SwiftProtobuf.Message.Type {
         switch self {
         case .ping: Aftersales_V1_PingRequest.self
+        case .check: Aftersales_V1_CheckRequest.self
         case .getStats: Aftersales_V1_GetStatsRequest.self
         case .takeSnapshot: Aftersales_V1_TakeSnapshotRequest.self
         case .replayEvents: Aftersales_V1_ReplayEventsRequest.self
@@ -122,6 +126,7 @@ extension Method {
     public var responseType: any SwiftProtobuf.Message.Type {
         switch self {
         case .ping: Aftersales_V1_PingResponse.self
+        case .check: Aftersales_V1_CheckResponse.self
         case .getStats: Aftersales_V1_GetStatsResponse.self
         case .takeSnapshot: Aftersales_V1_TakeSnapshotResponse.self
         case .replayEvents: Aftersales_V1_ReplayEventsResponse.self
@@ -148,6 +153,7 @@ extension Method {
 /// The typed form of every method, so a client cannot pair a request with the wrong method.
 public enum RPCs {
     public static let ping = RPC<Aftersales_V1_PingRequest, Aftersales_V1_PingResponse>(.ping)
+    public static let check = RPC<Aftersales_V1_CheckRequest, Aftersales_V1_CheckResponse>(.check)
     public static let getStats = RPC<Aftersales_V1_GetStatsRequest, Aftersales_V1_GetStatsResponse>(.getStats)
     public static let takeSnapshot = RPC<Aftersales_V1_TakeSnapshotRequest, Aftersales_V1_TakeSnapshotResponse>(.takeSnapshot)
     public static let replayEvents = RPC<Aftersales_V1_ReplayEventsRequest, Aftersales_V1_ReplayEventsResponse>(.replayEvents)

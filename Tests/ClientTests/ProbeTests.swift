@@ -104,6 +104,16 @@ struct ProbeTests {
         }
     }
 
+    @Test("health: SERVING and exit 0; an unknown service exits 10 + NOT_FOUND")
+    func health() async throws {
+        try await withDaemon { daemon in
+            let serving = try await onThread { try runProbe(["health", "--endpoint", daemon.rpc]) }
+            #expect(serving.status == 0 && serving.stdout.contains("SERVING"), "\(serving.stderr)")
+            let unknown = try await onThread { try runProbe(["health", "nope.Service", "--endpoint", daemon.rpc]) }
+            #expect(unknown.status == 15, "\(unknown.stderr)")
+        }
+    }
+
     @Test("a daemon that does not answer: a clear message and exit 69, not a hang")
     func noAnswer() throws {
         let endpoint = "tcp://127.0.0.1:\(try freePort())"

@@ -36,6 +36,16 @@ import ZeroMQ
         #expect(try caller.call(RPCs.getStats, .init()).lastSnapshotAtMs > 0)
     }
 
+    @Test func healthCheckInTheMannerOfGRPC() throws {
+        let daemon = try DaemonProcess()
+        defer { daemon.stop() }
+        let caller = try TestCaller(daemon.rpc)
+        #expect(try caller.call(RPCs.check, .init()).status == .serving)
+        #expect(try caller.call(RPCs.check, .with { $0.service = "aftersales.v1.CaseService" }).status == .serving)
+        let unknown = try caller.callRaw(.check, Aftersales_V1_CheckRequest.with { $0.service = "grpc.health.v1.Health" })
+        #expect(unknown.code == .notFound && unknown.message.contains("aftersales.v1.AdminService"))
+    }
+
     @Test func idempotentRetryAppliesOnce() throws {
         let daemon = try DaemonProcess()
         defer { daemon.stop() }

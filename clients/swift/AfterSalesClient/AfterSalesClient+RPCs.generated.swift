@@ -9,6 +9,11 @@ extension AfterSalesClient {
         try await call(RPCs.ping, request, options: options.with(deadline: deadline))
     }
 
+    /// Health, in the manner of grpc.health.v1: whether the daemon serves `service` ("" = the daemon as a whole). `deadline` overrides `options.deadline`.
+    public func check(_ request: Aftersales_V1_CheckRequest = Aftersales_V1_CheckRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_CheckResponse {
+        try await call(RPCs.check, request, options: options.with(deadline: deadline))
+    }
+
     /// What an operator needs to see. `deadline` overrides `options.deadline`.
     public func getStats(_ request: Aftersales_V1_GetStatsRequest = Aftersales_V1_GetStatsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_GetStatsResponse {
         try await call(RPCs.getStats, request, options: options.with(deadline: deadline))
@@ -109,6 +114,11 @@ extension AfterSalesClient.Blocking {
     /// Liveness and round-trip time. Blocks until the answer.
     public func ping(_ request: Aftersales_V1_PingRequest = Aftersales_V1_PingRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_PingResponse {
         try client.callSync(RPCs.ping, request, options: options.with(deadline: deadline))
+    }
+
+    /// Health, in the manner of grpc.health.v1: whether the daemon serves `service` ("" = the daemon as a whole). Blocks until the answer.
+    public func check(_ request: Aftersales_V1_CheckRequest = Aftersales_V1_CheckRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_CheckResponse {
+        try client.callSync(RPCs.check, request, options: options.with(deadline: deadline))
     }
 
     /// What an operator needs to see. Blocks until the answer.

@@ -30,7 +30,7 @@ struct Probe: AsyncParsableCommand {
             Create.self, Evidence.self, Logistics.self, Evaluate.self,
             ProposalCommand.self, MerchantCommand.self, OfferCommand.self,
             Escalate.self, Resolve.self, ReturnCommand.self, Cancel.self,
-            Call.self, Methods.self, Watch.self, Stats.self, Snapshot.self,
+            Call.self, Methods.self, Watch.self, Stats.self, Health.self, Snapshot.self,
         ])
 
     /// The exit code for a failed call: 69 when the daemon never answered, else 10 + code.
@@ -101,6 +101,22 @@ struct Stats: AsyncParsableCommand {
             let stats = try await client.getStats()
             try global.emit(stats) { describe(stats) }
         }
+    }
+}
+
+struct Health: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Whether the daemon serves (AdminService/Check): exit 0 only when SERVING, 1 when it answers otherwise.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "A service, e.g. aftersales.v1.CaseService (none = the daemon).") var service: String = ""
+
+    func run() async throws {
+        let serving = try await global.run { client in
+            let health = try await client.check(.with { $0.service = service })
+            try global.emit(health) { health.reason.isEmpty ? protoName(health.status) : "\(protoName(health.status)): \(health.reason)" }
+            return health.status == .serving
+        }
+        if !serving { throw ExitCode(1) }
     }
 }
 

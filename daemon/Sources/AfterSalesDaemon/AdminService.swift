@@ -7,6 +7,17 @@ import Foundation
 import SwiftProtobuf
 
 enum AdminService {
+    /// Check: SERVING for the daemon and each of its services (a daemon that cannot write
+    /// its journal stops, so one that answers is serving); NOT_FOUND for another name.
+    static func check(_ payload: Data) throws(RPCError) -> [UInt8] {
+        let r = try CaseService.decode(Aftersales_V1_CheckRequest.self, payload)
+        let services = Set(Method.allCases.map { String($0.serviceName) })
+        guard r.service.isEmpty || services.contains(r.service) else {
+            throw RPCError(.notFound, "service '\(r.service)' is not served here; services: \(services.sorted().joined(separator: ", "))")
+        }
+        return try! Aftersales_V1_CheckResponse.with { $0.status = .serving }.serializedBytes()
+    }
+
     /// Ping: echoes the payload with the daemon's clock and version.
     static func ping(_ payload: Data, now: Millis) throws(RPCError) -> [UInt8] {
         let r = try CaseService.decode(Aftersales_V1_PingRequest.self, payload)

@@ -295,7 +295,7 @@ enum CaseService {
             try requireCaseID(r.caseID)
             return MutationCall(request: .init(caseID: r.caseID, actor: .consumer, actorID: r.consumerID, expectedVersion: version(r.expectedVersion),
                                                command: .cancel(note: r.note)))
-        case .getCase, .listCases, .evaluateIntervention, .ping, .getStats, .takeSnapshot, .replayEvents:
+        default:  // the read-only methods (`isMutating` is false: generated from the .proto)
             preconditionFailure("\(method.fullName) is not a mutation")
         }
     }

@@ -291,6 +291,8 @@ final class DaemonCore {
                 return nil
             case .ping:
                 return .success(try AdminService.ping(envelope.payload, now: clock.now()))
+            case .check:
+                return .success(try AdminService.check(envelope.payload))
             case .getStats:
                 _ = try CaseService.decode(Aftersales_V1_GetStatsRequest.self, envelope.payload)
                 return .success(try! statistics().serializedBytes())
