@@ -128,6 +128,9 @@ struct ClientTests {
             #expect(replay.events.map(\.seq) == Array(1...UInt64(replay.events.count)))
             #expect(replay.lastSeq == UInt64(replay.events.count))
 
+            // Health.
+            #expect(try await client.check().status == .serving)
+
             // The daemon saw every method of the contract.
             let stats = try await client.getStats()
             let called = Set(stats.methods.filter { $0.calls > 0 }.map(\.method))
