@@ -184,6 +184,8 @@ final class DaemonCore {
             zapRefusals += 1
             let now = clock.now()
             if now - (refusalLoggedAt[refused.key] ?? Millis.min / 2) >= 60_000 {
+                // Random keys must not grow this without bound: forget what is past its minute.
+                if refusalLoggedAt.count >= 10_000 { refusalLoggedAt = refusalLoggedAt.filter { now - $0.value < 60_000 } }
                 refusalLoggedAt[refused.key] = now
                 logger.warning("refused a connection: key not in the clients file",
                                metadata: ["key": "\(refused.key)…", "peer": "\(refused.address)"])
