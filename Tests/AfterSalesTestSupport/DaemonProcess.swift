@@ -48,7 +48,7 @@ public final class DaemonProcess: @unchecked Sendable {
     /// last, so they override the defaults.
     public init(dataDirectory: String = temporaryDataDirectory(), arguments: [String] = [], fsync: String = "always",
                 proposalTTL: String? = nil, endpoints: (rpc: String, pub: String)? = nil,
-                readyWithin: Duration = .seconds(20)) throws {
+                environment: [String: String] = [:], readyWithin: Duration = .seconds(20)) throws {
         let path = productPath("aftersalesd")
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw TestSupportError("no aftersalesd at \(path) (build it, or set AFTERSALES_BIN_DIR)")
@@ -62,6 +62,9 @@ public final class DaemonProcess: @unchecked Sendable {
         process.arguments = ["--rpc", endpoints?.rpc ?? "tcp://127.0.0.1:*", "--pub", endpoints?.pub ?? "tcp://127.0.0.1:*",
                              "--data-dir", dataDirectory, "--fsync", fsync, "--log-level", "info"]
             + (proposalTTL.map { ["--proposal-ttl", $0] } ?? []) + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = FileHandle(forWritingAtPath: logPath)

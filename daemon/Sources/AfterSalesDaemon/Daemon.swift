@@ -22,6 +22,8 @@ public final class Daemon: @unchecked Sendable {
     /// The state and its turn; touched by the loop thread only once `run()` starts.
     let core: DaemonCore
     private let readiness = ReadyEndpoints()
+    /// systemd's readiness and watchdog (NOTIFY_SOCKET); inert elsewhere.
+    private let systemd = SystemdNotifier()
 
     /// Opens the data directory (refusing one another daemon holds), and rebuilds the
     /// state from its snapshot and journal. Throws with the file and offset on damage.
@@ -82,6 +84,7 @@ public final class Daemon: @unchecked Sendable {
         core.logger.info("serving", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
                                                "fsync": "\(config.fsync.rawValue)", "data_dir": "\(config.dataDirectory)"])
         readiness.set(endpoints)
+        systemd.ready(status: "serving rpc=\(endpoints.rpc) pub=\(endpoints.pub)")
 
         let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
         defer { monitor.close() }
@@ -98,7 +101,10 @@ public final class Daemon: @unchecked Sendable {
         send(try core.startUp())
         var stopping = false
         while !stopping {
-            _ = try poller.poll(timeoutMilliseconds: core.pollTimeout(now: core.clock.now()))
+            var timeout = core.pollTimeout(now: core.clock.now())
+            if let watchdog = systemd.watchdogIntervalMilliseconds { timeout = min(timeout, Int(watchdog)) }
+            _ = try poller.poll(timeoutMilliseconds: timeout)
+            systemd.watchdogIfDue(nowMs: Int64(monotonicNanoseconds() / 1_000_000))
             if poller.isReadable(wakeItem) {
                 let reasons = core.wakeUp.drainReasons()
                 if reasons.contains(.stop) { stopping = true }
@@ -136,6 +142,7 @@ public final class Daemon: @unchecked Sendable {
                 if core.hasOutput { send(core.takeOutput()) }
             }
         }
+        systemd.stopping()
         try core.shutdown(send: send)
     }
 
