@@ -104,6 +104,17 @@ struct ProbeTests {
         }
     }
 
+    @Test("global options before or after the subcommand, as redis-cli and grpcurl take them")
+    func globalOptionsEitherSide() async throws {
+        try await withDaemon { daemon in
+            let before = try await onThread { try runProbe(["--endpoint", daemon.rpc, "--json", "health"]) }
+            #expect(before.status == 0 && before.stdout.contains("SERVING"), "\(before.stderr)")
+            let after = try await onThread { try runProbe(["merchant", "agree", "AS0000000009", "--merchant", "m", "--endpoint=\(daemon.rpc)"]) }
+            let mixed = try await onThread { try runProbe(["--endpoint=\(daemon.rpc)", "merchant", "agree", "AS0000000009", "--merchant", "m"]) }
+            #expect(after.status == 15 && mixed.status == 15, "\(after.stderr) / \(mixed.stderr)")
+        }
+    }
+
     @Test("health: SERVING and exit 0; an unknown service exits 10 + NOT_FOUND")
     func health() async throws {
         try await withDaemon { daemon in

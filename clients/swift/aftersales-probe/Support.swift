@@ -48,6 +48,34 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// The global options given before the subcommand (`aftersales-probe --endpoint X ping`,
+    /// as redis-cli and grpcurl take them), moved after it, where the parser reads them.
+    static func movedAfterSubcommand(_ arguments: [String]) -> [String] {
+        let takesValue: Set<String> = ["--endpoint", "--events-endpoint", "--timeout", "--attempts", "--server-key", "--key"]
+        let flags: Set<String> = ["--json"]
+        var leading: [String] = []
+        var index = arguments.startIndex
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            let name = String(word.split(separator: "=", maxSplits: 1).first ?? "")
+            if flags.contains(word) || (takesValue.contains(name) && word.contains("=")) {
+                leading.append(word)
+                index += 1
+            } else if takesValue.contains(word), index + 1 < arguments.endIndex {
+                leading += [word, arguments[index + 1]]
+                index += 2
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, index < arguments.endIndex else { return arguments }
+        // Before any "--" that ends the options, or at the end.
+        var rest = Array(arguments[index...])
+        let end = rest.firstIndex(of: "--") ?? rest.endIndex
+        rest.insert(contentsOf: leading, at: end)
+        return rest
+    }
+
     var timeoutDuration: Duration { .milliseconds(DurationText.milliseconds(timeout) ?? 2000) }
 
     /// A client configured from these options.
