@@ -46,6 +46,20 @@ import ZeroMQ
         #expect(unknown.code == .notFound && unknown.message.contains("aftersales.v1.AdminService"))
     }
 
+    @Test func jsonLogLinesParse() throws {
+        let daemon = try DaemonProcess(arguments: ["--log-format", "json"])
+        _ = try TestCaller(daemon.rpc).ping()
+        #expect(daemon.stop() == 0)
+        let lines = daemon.stderr.split(separator: "\n")
+        #expect(lines.count >= 3)
+        for line in lines {
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            #expect(object["level"] != nil && object["message"] != nil)
+            #expect((object["time"] as? String)?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil)
+        }
+        #expect(lines.contains { $0.contains(#""message":"serving""#) })
+    }
+
     @Test func idempotentRetryAppliesOnce() throws {
         let daemon = try DaemonProcess()
         defer { daemon.stop() }

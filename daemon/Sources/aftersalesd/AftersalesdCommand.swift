@@ -69,6 +69,8 @@ struct AftersalesdCommand: ParsableCommand {
     var pubHwm: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
     var logLevel: String?
+    @Option(help: "text (one readable line per event) or json (one JSON object per line). (env AFTERSALES_LOG_FORMAT, default text)")
+    var logFormat: String?
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -151,8 +153,15 @@ struct AftersalesdCommand: ParsableCommand {
             level = parsed
         }
 
+        let format = setting(logFormat, "LOG_FORMAT") ?? "text"
+        guard format == "text" || format == "json" else { throw ValidationError("--log-format: '\(format)' is not text or json") }
         let chosenLevel = level
         LoggingSystem.bootstrap { label in
+            if format == "json" {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = chosenLevel
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = chosenLevel
             return handler
