@@ -17,12 +17,13 @@ PROBE ?= $(CURDIR)/.build/debug/aftersales-probe
 
 -include mk/*.mk
 
-.PHONY: help deps build build-release run test swift-test proto clean
+.PHONY: help deps build build-release run test swift-test proto clean install
 
 help:
 	@echo "make run    install what is missing, build, start aftersalesd on tcp://127.0.0.1:7700 (calls) and :7701 (announcements)"
 	@echo "make test   install what is missing, build, run every test"
 	@echo "make bench  benchmarks (see bench/)"
+	@echo "make install PREFIX=/usr/local  the binaries, the systemd unit and the sample environment file"
 	@echo "make proto  regenerate Sources/AfterSalesProto from proto/"
 
 # Installs the Debian packages that are missing; does nothing when all are present.
@@ -54,6 +55,16 @@ test: swift-test outside-clients-test
 
 proto:
 	scripts/generate-proto
+
+# Installs the release binaries under $(PREFIX)/bin, the systemd unit and the sample
+# environment file (never over an existing one); DESTDIR stages a package root.
+PREFIX ?= /usr/local
+install: build-release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/aftersales
+	install -m 0755 .build/release/aftersalesd .build/release/aftersales-probe $(DESTDIR)$(PREFIX)/bin/
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' daemon/aftersalesd.service > $(DESTDIR)/etc/systemd/system/aftersalesd.service
+	test -e $(DESTDIR)/etc/aftersales/aftersalesd.env || install -m 0644 daemon/aftersalesd.env $(DESTDIR)/etc/aftersales/aftersalesd.env
+	@echo "installed; create the service user with: useradd --system --home /var/lib/aftersales --shell /usr/sbin/nologin aftersales"
 
 clean:
 	rm -rf .build clients/c/build
