@@ -38,6 +38,15 @@ public final class CurveFixture: @unchecked Sendable {
         (server.publicKey, clients[name] ?? (try! CurveKeyPair.generate()))
     }
 
+    /// `name`'s secret key as a file (mode 0600), as `aftersalesd keygen` writes it: for
+    /// clients that read their key from a file (the probe, `CurveCredentials`).
+    public func secretKeyFile(_ name: String) throws -> String {
+        let path = directory + "/\(name).key"
+        try Data((clients[name]!.secretKey + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        return path
+    }
+
     /// The daemon arguments that turn CURVE on with these keys.
     public var daemonArguments: [String] { ["--curve-secret-key", secretKeyFile, "--clients", clientsFile] }
 }

@@ -21,26 +21,18 @@ struct CurveClientTests {
         try await Task.sleep(for: .milliseconds(300))
 
         let gw = try AfterSalesClient(endpoint: daemon.rpc, configuration: .init(
-            curve: try .init(serverKeyFile: keys.serverKeyFile, secretKeyFile: writeSecret(keys, "gw"))))
+            curve: try .init(serverKeyFile: keys.serverKeyFile, secretKeyFile: keys.secretKeyFile("gw"))))
         defer { gw.close() }
         let created = try await gw.createCase(createRequest("o-curve"))
         let events = try await collect(subscriber) { !$0.compactMap(\.announcement).isEmpty }
         #expect(events.compactMap(\.announcement).first?.caseID == created.case.caseID)
 
-        let obsKey = try writeSecret(keys, "obs")
+        let obsKey = try keys.secretKeyFile("obs")
         let probe = try await onThread { try runProbe(["get", created.case.caseID, "--endpoint", daemon.rpc,
                                                        "--server-key", keys.serverKeyFile, "--key", obsKey]) }
         #expect(probe.status == 0 && probe.stdout.contains(created.case.caseID), "\(probe.stderr)")
         let refused = try await onThread { try runProbe(["cancel", created.case.caseID, "--consumer", "c-1", "--endpoint", daemon.rpc,
                                                          "--server-key", keys.serverKeyFile, "--key", obsKey]) }
         #expect(refused.status == 10 + 7 && refused.stderr.contains("PERMISSION_DENIED"), "\(refused.stderr)")
-    }
-
-    /// A client's secret key as a file (mode 0600), as `aftersalesd keygen` writes it.
-    func writeSecret(_ keys: CurveFixture, _ name: String) throws -> String {
-        let path = keys.directory + "/\(name).key"
-        try Data((keys.clients[name]!.secretKey + "\n").utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, 0o600)
-        return path
     }
 }

@@ -316,7 +316,7 @@ final class SubscriberCore: Sendable {
                 try replay(from: max(1, from), through: nil, state)
                 if state.lastSeq == nil { state.lastSeq = max(1, from) - 1 }
             } else {
-                let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                let stats = try stats(state)
                 observe(incarnation: stats.incarnation, startSeq: stats.incarnationStartSeq, state)
                 state.lastSeq = stats.lastEventSeq
             }
@@ -357,7 +357,7 @@ final class SubscriberCore: Sendable {
                 } else if wanted, let interval = options.tailCheckInterval,
                           monotonicNanoseconds() >= state.lastActivity + interval.nanoseconds {
                     // Quiet: did we miss announcements at the tail (or did the daemon restart)?
-                    let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                    let stats = try stats(state)
                     observe(incarnation: stats.incarnation, startSeq: stats.incarnationStartSeq, state)
                     if let seen = state.lastSeq, stats.lastEventSeq > seen {
                         try replay(from: seen + 1, through: stats.lastEventSeq, state)
@@ -412,7 +412,7 @@ final class SubscriberCore: Sendable {
                 response = try call(state) { () throws(RPCError) in try client.blocking.replayEvents(request, deadline: options.callDeadline) }
             } catch let error as RPCError {
                 guard error.code == .outOfRange else { throw error }
-                let stats = try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
+                let stats = try stats(state)
                 let oldest = stats.oldestReplayableSeq
                 guard oldest > next else { throw error }
                 state.pending.append(.lost(fromSeq: next, throughSeq: oldest - 1, oldestAvailableSeq: oldest))
@@ -459,6 +459,11 @@ final class SubscriberCore: Sendable {
         shared.withLock { $0.counters.rewinds += 1 }
         state.lastSeq = startSeq - 1
         return true
+    }
+
+    /// GetStats, tried until answered (see `call`).
+    private func stats(_ state: State) throws -> Aftersales_V1_GetStatsResponse {
+        try call(state) { () throws(RPCError) in try client.blocking.getStats(deadline: options.callDeadline) }
     }
 
     /// One call to the daemon, tried until it is answered: while it is not (restarting,

@@ -33,7 +33,8 @@ enum AdminService {
 
     /// Answered by splicing the kept announcement bytes into the response: field 1 is
     /// `repeated EventEnvelope events`, so each kept event is one length-delimited field.
-    static func replay(_ r: Aftersales_V1_ReplayEventsRequest, from announcements: AnnouncementLog) throws(RPCError) -> [UInt8] {
+    static func replay(_ payload: Data, from announcements: AnnouncementLog) throws(RPCError) -> [UInt8] {
+        let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
         guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
         let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
         guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
@@ -49,7 +50,6 @@ enum AdminService {
         ProtoWire.appendVarintField(5, announcements.incarnationStartSeq, to: &bytes)
         return bytes
     }
-
 }
 
 extension DaemonCore {

@@ -15,10 +15,9 @@ struct MutationCall {
     var reportsJudgement = false
 }
 
-/// The authenticated calling service of a call.
+/// The authenticated calling service of a call: its name (audit) and whom it acts for.
 struct Caller: Sendable {
     let name: String
-    let role: Role
     let scope: Scope
 }
 
@@ -32,9 +31,10 @@ struct Change {
 }
 
 enum CaseService {
-    /// A state-changing call: idempotency and the engine. The change it made comes back for
-    /// the core to journal and announce; nothing here touches the journal.
-    static func mutate(_ method: Method, _ envelope: RequestEnvelope, store: inout CaseStore, idempotency: inout IdempotencyTable,
+    /// A state-changing call: idempotency and the engine. The change it made, with the
+    /// answer to remember for its key, comes back for the core to journal, remember and
+    /// announce once; nothing here touches the journal.
+    static func mutate(_ method: Method, _ envelope: RequestEnvelope, store: inout CaseStore, idempotency: IdempotencyTable,
                        caller: Caller?, now: Millis) throws(RPCError) -> (answer: CallAnswer, change: Change?) {
         let requestKey = envelope.idempotencyKey
         if requestKey.utf8.count > maxIdempotencyKeyBytes {
@@ -78,7 +78,6 @@ enum CaseService {
                 $0.caseVersion = outcome.case.version
                 if let judgement { $0.judgement = Data(judgement) }
             }
-            idempotency.remember(remembered)
             answer = remembered
         }
         return (.success(payload), Change(outcome: outcome, encoded: encoded, answer: answer, at: now))
@@ -103,8 +102,6 @@ enum CaseService {
         return .replayed(payload, message: "idempotency_key '\(key)' was answered at \(ISO8601.format(earlier.answeredAtMs)) with case \(earlier.caseID) "
                          + "at version \(earlier.caseVersion); the case has changed since and is shown as it stands now, at version \(current.version)")
     }
-
-
 
     /// The read-only CaseService calls, answered from the store as it stands.
     /// A caller with a scope sees only its parties' cases: another party's case is

@@ -89,14 +89,19 @@ public final class Daemon: @unchecked Sendable {
         let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
         defer { monitor.close() }
         try monitor.setReceiveHighWaterMark(0)  // read now and then: keep every event until then
+        // The monitor is read at most every 100 ms rather than polled: a disconnect count need
+        // not be exact to the turn, and one more poll item costs every call.
+        var monitorReadAt: Millis = 0
         var poller = ZMQPoller()
         let routerItem = poller.add(router)
-        // The monitor is read at most every 100 ms rather than polled: a disconnect count need not
-        // be exact to the turn, and one more poll item costs every call.
-        var monitorReadAt: Millis = 0
         let wakeItem = poller.add(fileDescriptor: core.wakeUp.readDescriptor)
         let zapItem = zap.map { poller.add($0) }
         func send(_ output: TurnOutput) { self.send(output, router: router, publisher: publisher) }
+        // Only a CURVE server has callers to name (the ZAP User-Id); without one, not looking
+        // it up saves a metadata query per frame.
+        let receiveCall: () throws -> (frames: [Frame], userID: String?)? = curve == nil
+            ? { try router.receive(dontWait: true).map { ($0, nil) } }
+            : { try router.receiveWithUserID(dontWait: true) }
 
         send(try core.startUp())
         var stopping = false
@@ -110,8 +115,9 @@ public final class Daemon: @unchecked Sendable {
                 if reasons.contains(.stop) { stopping = true }
                 core.woken(reasons)
             }
-            if core.clock.now() >= monitorReadAt + 100 {
-                monitorReadAt = core.clock.now()
+            let now = core.clock.now()
+            if now >= monitorReadAt + 100 {
+                monitorReadAt = now
                 while let frames = try monitor.receive(dontWait: true) {
                     if ZMQMonitorEvent(frames)?.event.contains(.disconnected) == true { core.peerDisconnects += 1 }
                 }
@@ -121,16 +127,9 @@ public final class Daemon: @unchecked Sendable {
             }
             if poller.isReadable(routerItem) {
                 var taken = 0
-                if curve == nil {
-                    while taken < config.maxBatch, let frames = try router.receive(dontWait: true) {
-                        taken += 1
-                        core.receive(frames)
-                    }
-                } else {
-                    while taken < config.maxBatch, let (frames, caller) = try router.receiveWithUserID(dontWait: true) {
-                        taken += 1
-                        core.receive(frames, caller: caller)
-                    }
+                while taken < config.maxBatch, let (frames, caller) = try receiveCall() {
+                    taken += 1
+                    core.receive(frames, caller: caller)
                 }
             }
             core.fireDueDeadlines()

@@ -122,7 +122,7 @@ final class DaemonCore {
     /// The replies of the batch and the announcements now on disk; empties the batch and
     /// counts each answered call in the method statistics.
     func takeOutput() -> TurnOutput {
-        releaseDurableAnnouncements(into: &batch)
+        releaseDurableAnnouncements()
         let now = monotonicNanoseconds()
         for reply in batch.replies {
             if let method = reply.method {
@@ -139,7 +139,7 @@ final class DaemonCore {
 
     /// The loop side of a wake-up from another thread.
     func woken(_ reasons: WakeUpReason) {
-        if reasons.contains(.snapshotDone) { finishBackgroundSnapshot(&batch) }
+        if reasons.contains(.snapshotDone) { finishBackgroundSnapshot() }
         if reasons.contains(.reloadClients) { reloadClients() }
         // `.synced` needs nothing here: `takeOutput` publishes what the sync covered.
     }
@@ -148,12 +148,12 @@ final class DaemonCore {
     /// stage releases.
     func shutdown(send: (TurnOutput) -> Void) throws {
         logger.info("stopping: writing the final snapshot")
-        waitForBackgroundSnapshot(&batch)
+        waitForBackgroundSnapshot()
         send(takeOutput())
         if snapshots.lastSeq != announcements.lastSeq || snapshots.lastSeq == 0 && store.count > 0 {
-            let job = prepareSnapshot(&batch)
+            let job = prepareSnapshot()
             let result = job.run()
-            complete(job, result, batch: &batch)
+            complete(job, result)
             send(takeOutput())
         }
         try journal.close()
@@ -196,18 +196,18 @@ final class DaemonCore {
 
     /// The calling service of a call, when the daemon authenticates: who it is (the ZAP
     /// User-Id) and what it may do, by the clients file in force now.
-    private func authorize(_ method: Method, caller: String?) -> Result<Caller?, RPCError> {
-        guard let access else { return .success(nil) }
+    private func authorize(_ method: Method, caller: String?) throws(RPCError) -> Caller? {
+        guard let access else { return nil }
         guard let caller, let client = access.byName[caller] else {
-            return .failure(RPCError(.unauthenticated, "this connection's key \(caller.map { "('\($0)')" } ?? "")is no longer in the clients file; "
-                                     + "ask the operator to add it back (then reconnect)"))
+            throw RPCError(.unauthenticated, "this connection's key \(caller.map { "('\($0)')" } ?? "")is no longer in the clients file; "
+                           + "ask the operator to add it back (then reconnect)")
         }
         guard method.roles.contains(client.role) else {
             let allowed = Method.allCases.filter { $0.roles.contains(client.role) }.map { String($0.methodName) }
-            return .failure(RPCError(.permissionDenied, "client '\(client.name)' (role \(client.role.rawValue)) may not call \(method.fullName); "
-                                     + "\(client.role.rawValue) may call \(allowed.joined(separator: ", "))"))
+            throw RPCError(.permissionDenied, "client '\(client.name)' (role \(client.role.rawValue)) may not call \(method.fullName); "
+                           + "\(client.role.rawValue) may call \(allowed.joined(separator: ", "))")
         }
-        return .success(Caller(name: client.name, role: client.role, scope: client.scope))
+        return Caller(name: client.name, scope: client.scope)
     }
 
     // MARK: - calls
@@ -247,19 +247,8 @@ final class DaemonCore {
                         .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
             return
         }
-        let authorized: Caller?
-        switch authorize(method, caller: caller) {
-        case .success(let value): authorized = value
-        case .failure(let refused):
-            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
-            return
-        }
-        if let refused = requestShape.checkPayload(envelope.payload, for: method) {
-            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, .failure(refused))
-            return
-        }
         let receivedAt = clock.now()
-        let result = serve(method, envelope, receivedAt: receivedAt, call: call, caller: authorized)
+        let result = serve(method, envelope, receivedAt: receivedAt, call: call, caller: caller)
         if let result {
             batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, result)
         }
@@ -275,14 +264,18 @@ final class DaemonCore {
         }
     }
 
-    /// Serves one decoded call; nil when the answer is deferred (TakeSnapshot).
-    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall, caller: Caller?) -> CallAnswer? {
-        if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
-            return .failure(RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed"))
-        }
-        do {
+    /// Serves one decoded call from `callerName` (the ZAP User-Id): who may, the payload's
+    /// shape, the deadline, then the handler. nil when the answer is deferred (TakeSnapshot).
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall,
+                       caller callerName: String?) -> CallAnswer? {
+        do throws(RPCError) {
+            let caller = try authorize(method, caller: callerName)
+            if let refused = requestShape.checkPayload(envelope.payload, for: method) { throw refused }
+            if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
+                throw RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed")
+            }
             if method.isMutating {
-                let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: &idempotency,
+                let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: idempotency,
                                                               caller: caller, now: clock.now())
                 if let change { record(change) }
                 return answer
@@ -299,8 +292,7 @@ final class DaemonCore {
                 _ = try CaseService.decode(Aftersales_V1_GetStatsRequest.self, envelope.payload)
                 return .success(try! statistics().serializedBytes())
             case .replayEvents:
-                let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, envelope.payload)
-                return .success(try AdminService.replay(r, from: announcements))
+                return .success(try AdminService.replay(envelope.payload, from: announcements))
             default:
                 return .success(try CaseService.query(method, envelope.payload, store: store, scope: caller?.scope))
             }
@@ -370,7 +362,7 @@ final class DaemonCore {
     }
 
     /// Moves the announcements whose journal records are on disk into the batch.
-    func releaseDurableAnnouncements(into batch: inout Batch) {
+    func releaseDurableAnnouncements() {
         guard announcements.unpublishedCount > 0 else { return }
         journal.refreshDurable()
         announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events)

@@ -100,7 +100,6 @@ struct RequestShape {
     }
 
     /// The fields of one message level; throws when there are more than `maxFieldsPerMessage`.
-    @discardableResult
     private static func countFields(_ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws(CaseWireDecoder.Failure) -> Int {
         var reader = WireReader(bytes)
         var fields = 0

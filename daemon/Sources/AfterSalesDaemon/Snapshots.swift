@@ -96,7 +96,8 @@ struct SnapshotJob: Sendable {
         }
         return Result {
             try SnapshotWriter(directory: directory).write(seq: journalPosition,
-                                                           records: ChainedRecords(records, caseRecords, answerRecords, eventRecords))
+                                                           records: [AnySequence(records), AnySequence(caseRecords),
+                                                                     AnySequence(answerRecords), AnySequence(eventRecords)].joined())
         }
     }
 }
@@ -109,18 +110,6 @@ struct SnapshotOutcome: Sendable {
     var deletedSegments: [String] = []
     /// Why deleting the covered segments failed, if it did (the snapshot stands).
     var deletionError: Error?
-}
-
-/// Four record sequences one after another, without materialising them.
-struct ChainedRecords<A: Sequence, B: Sequence, C: Sequence, D: Sequence>: Sequence
-where A.Element == [UInt8], B.Element == [UInt8], C.Element == [UInt8], D.Element == [UInt8] {
-    let a: A, b: B, c: C, d: D
-    init(_ a: A, _ b: B, _ c: C, _ d: D) { (self.a, self.b, self.c, self.d) = (a, b, c, d) }
-
-    func makeIterator() -> AnyIterator<[UInt8]> {
-        var ia = a.makeIterator(), ib = b.makeIterator(), ic = c.makeIterator(), id = d.makeIterator()
-        return AnyIterator { ia.next() ?? ib.next() ?? ic.next() ?? id.next() }
-    }
 }
 
 /// The one place a background snapshot's result crosses back to the loop thread.
@@ -146,15 +135,15 @@ final class SnapshotHandOff: @unchecked Sendable {
 extension DaemonCore {
     /// Captures the store and rotates the journal (loop thread; the batch is committed).
     /// The rotation syncs the journal, so every announcement made so far is released to
-    /// `batch` and the snapshot's replay window reaches its last sequence number.
-    func prepareSnapshot(_ batch: inout Batch) -> SnapshotJob {
+    /// the batch and the snapshot's replay window reaches its last sequence number.
+    func prepareSnapshot() -> SnapshotJob {
         let position = journal.nextSequence
         do {
             try journal.rotate(startingAt: position)
         } catch {
             logger.error("journal rotation failed; the snapshot will still be written", metadata: ["error": "\(error)"])
         }
-        releaseDurableAnnouncements(into: &batch)
+        releaseDurableAnnouncements()
         let now = clock.now()
         snapshots.lastAt = now
         return SnapshotJob(directory: config.dataDirectory, seq: announcements.publishedSeq, journalPosition: position,
@@ -169,7 +158,7 @@ extension DaemonCore {
         if !snapshots.requested.isEmpty {
             snapshots.waiting = snapshots.requested
             snapshots.requested.removeAll()
-            startBackgroundSnapshot(&batch)
+            startBackgroundSnapshot()
             return
         }
         guard config.snapshotIntervalMs > 0, now - snapshots.lastAt >= config.snapshotIntervalMs else { return }
@@ -177,7 +166,7 @@ extension DaemonCore {
             snapshots.lastAt = now
             return
         }
-        startBackgroundSnapshot(&batch)
+        startBackgroundSnapshot()
     }
 
     /// TakeSnapshot: answered when the snapshot is on disk.
@@ -188,8 +177,8 @@ extension DaemonCore {
         snapshots.requested.append((routing, requestID, monotonicNanoseconds()))
     }
 
-    private func startBackgroundSnapshot(_ batch: inout Batch) {
-        let job = prepareSnapshot(&batch)
+    private func startBackgroundSnapshot() {
+        let job = prepareSnapshot()
         snapshots.inFlight = job
         let handOff = snapshots.handOff
         let wake = wakeUp
@@ -206,23 +195,23 @@ extension DaemonCore {
     }
 
     /// The loop side of a finished background snapshot.
-    func finishBackgroundSnapshot(_ batch: inout Batch) {
+    func finishBackgroundSnapshot() {
         guard let job = snapshots.inFlight, let result = snapshots.handOff.take() else { return }
-        complete(job, result, batch: &batch)
+        complete(job, result)
     }
 
     /// Blocks until an in-flight snapshot is done (shutdown only).
-    func waitForBackgroundSnapshot(_ batch: inout Batch) {
+    func waitForBackgroundSnapshot() {
         guard let job = snapshots.inFlight else { return }
         var result = snapshots.handOff.take()
         while result == nil {
             Thread.sleep(forTimeInterval: 0.005)
             result = snapshots.handOff.take()
         }
-        complete(job, result!, batch: &batch)
+        complete(job, result!)
     }
 
-    func complete(_ job: SnapshotJob, _ outcome: SnapshotOutcome, batch: inout Batch) {
+    func complete(_ job: SnapshotJob, _ outcome: SnapshotOutcome) {
         snapshots.inFlight = nil
         journal.forgetSegments(outcome.deletedSegments)
         if let error = outcome.deletionError {

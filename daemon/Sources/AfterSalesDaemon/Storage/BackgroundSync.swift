@@ -20,9 +20,8 @@ final class BackgroundSync: @unchecked Sendable {
 
     /// Starts the thread; `sync` is fdatasync except in tests. `onDone` is called on the
     /// sync thread after each sync (the daemon wakes its loop to publish what it covered).
-    init(sync: @escaping @Sendable (Int32, String) throws -> Void = { try StorageIO.dataSync($0, path: $1) },
-         onDone: (@Sendable () -> Void)? = nil) {
-        self.sync = sync
+    init(sync: (@Sendable (Int32, String) throws -> Void)? = nil, onDone: (@Sendable () -> Void)? = nil) {
+        self.sync = sync ?? { try StorageIO.dataSync($0, path: $1) }
         self.onDone = onDone
         let thread = Thread { [self] in serve() }
         thread.name = "aftersalesd-fsync"

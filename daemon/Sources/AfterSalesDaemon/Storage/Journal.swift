@@ -173,9 +173,7 @@ public final class Journal {
         self.fsyncPolicy = fsync
         self.lastSync = now
         self.durableNextSequence = nextSequence
-        self.backgroundSync = fsync == .everysec
-            ? (sync.map { BackgroundSync(sync: $0, onDone: onBackgroundSync) } ?? BackgroundSync(onDone: onBackgroundSync))
-            : nil
+        self.backgroundSync = fsync == .everysec ? BackgroundSync(sync: sync, onDone: onBackgroundSync) : nil
         self.currentSegmentPath = ""
         self.currentFirstSequence = nextSequence
         self.nextSequence = nextSequence
