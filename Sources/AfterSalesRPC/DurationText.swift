@@ -20,6 +20,13 @@ public enum DurationText {
         return overflow ? nil : product
     }
 
+    /// Microseconds in `text`: "250us", or any duration `milliseconds` reads.
+    public static func microseconds(_ text: String) -> Int64? {
+        let trimmed = text.trimmingWhitespace()
+        if trimmed.hasSuffix("us"), let value = Int64(trimmed.dropLast(2)), value > 0 { return value }
+        return milliseconds(text).flatMap { $0 > 0 ? $0.multipliedReportingOverflow(by: 1_000) : nil }.flatMap { $0.overflow ? nil : $0.partialValue }
+    }
+
     /// The shortest exact text for a number of milliseconds, e.g. 43_200_000 → "12h".
     public static func format(milliseconds: Int64) -> String {
         for (unit, scale) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)]

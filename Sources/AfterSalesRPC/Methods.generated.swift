@@ -15,6 +15,12 @@ public enum Method: String, CaseIterable, Sendable {
     case takeSnapshot = "aftersales.v1.AdminService/TakeSnapshot"
     /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts).
     case replayEvents = "aftersales.v1.AdminService/ReplayEvents"
+    /// The services this daemon serves, by full name (reflection, like grpc.reflection's list_services).
+    case listServices = "aftersales.v1.AdminService/ListServices"
+    /// The daemon's own contract: every .proto it was built from, as one google.protobuf.FileDescriptorSet with comments, so tools can describe methods and messages without a copy of proto/.
+    case getDescriptors = "aftersales.v1.AdminService/GetDescriptors"
+    /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size).
+    case slowCalls = "aftersales.v1.AdminService/SlowCalls"
     /// Opens a case in AWAITING_MERCHANT_REVIEW and runs the intervention judgement at once; if it intervenes the case is PROPOSAL_PENDING in the response.
     case createCase = "aftersales.v1.CaseService/CreateCase"
     /// Reads one case with its history.
@@ -76,6 +82,9 @@ extension Method {
         case .getStats: [.observer, .admin]
         case .takeSnapshot: [.admin]
         case .replayEvents: [.platform, .observer, .admin]
+        case .listServices: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
+        case .getDescriptors: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
+        case .slowCalls: [.observer, .admin]
         case .createCase: [.consumerGateway]
         case .getCase: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
         case .listCases: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
@@ -103,6 +112,9 @@ extension Method {
         case .getStats: Aftersales_V1_GetStatsRequest.self
         case .takeSnapshot: Aftersales_V1_TakeSnapshotRequest.self
         case .replayEvents: Aftersales_V1_ReplayEventsRequest.self
+        case .listServices: Aftersales_V1_ListServicesRequest.self
+        case .getDescriptors: Aftersales_V1_GetDescriptorsRequest.self
+        case .slowCalls: Aftersales_V1_SlowCallsRequest.self
         case .createCase: Aftersales_V1_CreateCaseRequest.self
         case .getCase: Aftersales_V1_GetCaseRequest.self
         case .listCases: Aftersales_V1_ListCasesRequest.self
@@ -130,6 +142,9 @@ extension Method {
         case .getStats: Aftersales_V1_GetStatsResponse.self
         case .takeSnapshot: Aftersales_V1_TakeSnapshotResponse.self
         case .replayEvents: Aftersales_V1_ReplayEventsResponse.self
+        case .listServices: Aftersales_V1_ListServicesResponse.self
+        case .getDescriptors: Aftersales_V1_GetDescriptorsResponse.self
+        case .slowCalls: Aftersales_V1_SlowCallsResponse.self
         case .createCase: Aftersales_V1_CreateCaseResponse.self
         case .getCase: Aftersales_V1_GetCaseResponse.self
         case .listCases: Aftersales_V1_ListCasesResponse.self
@@ -157,6 +172,9 @@ public enum RPCs {
     public static let getStats = RPC<Aftersales_V1_GetStatsRequest, Aftersales_V1_GetStatsResponse>(.getStats)
     public static let takeSnapshot = RPC<Aftersales_V1_TakeSnapshotRequest, Aftersales_V1_TakeSnapshotResponse>(.takeSnapshot)
     public static let replayEvents = RPC<Aftersales_V1_ReplayEventsRequest, Aftersales_V1_ReplayEventsResponse>(.replayEvents)
+    public static let listServices = RPC<Aftersales_V1_ListServicesRequest, Aftersales_V1_ListServicesResponse>(.listServices)
+    public static let getDescriptors = RPC<Aftersales_V1_GetDescriptorsRequest, Aftersales_V1_GetDescriptorsResponse>(.getDescriptors)
+    public static let slowCalls = RPC<Aftersales_V1_SlowCallsRequest, Aftersales_V1_SlowCallsResponse>(.slowCalls)
     public static let createCase = RPC<Aftersales_V1_CreateCaseRequest, Aftersales_V1_CreateCaseResponse>(.createCase)
     public static let getCase = RPC<Aftersales_V1_GetCaseRequest, Aftersales_V1_GetCaseResponse>(.getCase)
     public static let listCases = RPC<Aftersales_V1_ListCasesRequest, Aftersales_V1_ListCasesResponse>(.listCases)

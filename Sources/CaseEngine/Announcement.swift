@@ -71,6 +71,8 @@ public struct Outcome: Sendable, Hashable {
     public var announcements: [Announcement]
     /// The judgement, for commands that run it (create, add evidence, update logistics).
     public var judgement: Judgement?
+    /// When the deadline that caused this outcome was due (fired deadlines only).
+    public var firedDeadlineDueAt: Millis?
 
     /// Creates an outcome.
     public init(case: Case, announcements: [Announcement], judgement: Judgement? = nil) {

@@ -134,7 +134,10 @@ public struct CaseStore: Sendable {
             guard isLive(top) else { continue }
             let request = Request(caseID: top.caseID, actor: .system, actorID: "", command: .fireDeadline(top.kind))
             // Cannot fail: a live entry is the case's current deadline and it is due.
-            if let outcome = try? apply(request, now: now) { outcomes.append(outcome) }
+            if var outcome = try? apply(request, now: now) {
+                outcome.firedDeadlineDueAt = top.dueAt
+                outcomes.append(outcome)
+            }
         }
         discardStaleDeadlines()
         return outcomes
@@ -157,6 +160,9 @@ public struct CaseStore: Sendable {
 
     /// Number of cases, open and terminal.
     public var count: Int { cases.count }
+
+    /// Entries in the deadline queue: pending deadlines and superseded ones not yet dropped.
+    public var deadlineQueueEntries: Int { deadlines.storedCount }
 
     /// Number of cases in `status`.
     public func count(in status: CaseStatus) -> Int { numbersByStatus[status].count }

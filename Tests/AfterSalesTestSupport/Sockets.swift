@@ -31,11 +31,13 @@ public final class TestCaller {
 
     /// Sends an envelope and returns its request id.
     @discardableResult
-    public func send(_ method: Method, _ request: some SwiftProtobuf.Message, deadlineMs: UInt64 = 0, key: String = "") throws -> UInt64 {
+    public func send(_ method: Method, _ request: some SwiftProtobuf.Message, deadlineMs: UInt64 = 0, key: String = "",
+                     metadata: [String: String] = [:]) throws -> UInt64 {
         let id = nextID
         nextID += 1
-        let envelope = RequestEnvelope(requestID: id, method: method, payload: try request.serializedBytes(),
+        var envelope = RequestEnvelope(requestID: id, method: method, payload: try request.serializedBytes(),
                                        deadlineMilliseconds: deadlineMs, idempotencyKey: key)
+        envelope.metadata = metadata
         guard try socket.send(WireFrames.dealerCall(body: try envelope.serializedBytes())) else {
             throw TestSupportError("could not send within the timeout: no connected peer")
         }
@@ -50,8 +52,9 @@ public final class TestCaller {
     }
 
     /// One call: the answer's envelope.
-    public func callRaw(_ method: Method, _ request: some SwiftProtobuf.Message, deadlineMs: UInt64 = 0, key: String = "") throws -> ResponseEnvelope {
-        let id = try send(method, request, deadlineMs: deadlineMs, key: key)
+    public func callRaw(_ method: Method, _ request: some SwiftProtobuf.Message, deadlineMs: UInt64 = 0, key: String = "",
+                        metadata: [String: String] = [:]) throws -> ResponseEnvelope {
+        let id = try send(method, request, deadlineMs: deadlineMs, key: key, metadata: metadata)
         let answer = try receive()
         guard answer.requestID == id else { throw TestSupportError("answer for request \(answer.requestID), expected \(id)") }
         return answer

@@ -79,8 +79,8 @@ import Testing
     }
 
     @Test func requestIDIsReadFromTheHeadOfAnUndecodableEnvelope() {
-        #expect(DaemonCore.leadingRequestID([0x08, 0x96, 0x01, 0xff]) == 150)
-        #expect(DaemonCore.leadingRequestID([0x12, 0x00]) == 0)
-        #expect(DaemonCore.leadingRequestID([]) == 0)
+        #expect(IncomingCall.leadingRequestID([0x08, 0x96, 0x01, 0xff]) == 150)
+        #expect(IncomingCall.leadingRequestID([0x12, 0x00]) == 0)
+        #expect(IncomingCall.leadingRequestID([]) == 0)
     }
 }

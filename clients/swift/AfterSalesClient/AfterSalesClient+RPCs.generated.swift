@@ -29,6 +29,21 @@ extension AfterSalesClient {
         try await call(RPCs.replayEvents, request, options: options.with(deadline: deadline))
     }
 
+    /// The services this daemon serves, by full name (reflection, like grpc.reflection's list_services). `deadline` overrides `options.deadline`.
+    public func listServices(_ request: Aftersales_V1_ListServicesRequest = Aftersales_V1_ListServicesRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_ListServicesResponse {
+        try await call(RPCs.listServices, request, options: options.with(deadline: deadline))
+    }
+
+    /// The daemon's own contract: every .proto it was built from, as one google.protobuf.FileDescriptorSet with comments, so tools can describe methods and messages without a copy of proto/. `deadline` overrides `options.deadline`.
+    public func getDescriptors(_ request: Aftersales_V1_GetDescriptorsRequest = Aftersales_V1_GetDescriptorsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_GetDescriptorsResponse {
+        try await call(RPCs.getDescriptors, request, options: options.with(deadline: deadline))
+    }
+
+    /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size). `deadline` overrides `options.deadline`.
+    public func slowCalls(_ request: Aftersales_V1_SlowCallsRequest = Aftersales_V1_SlowCallsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_SlowCallsResponse {
+        try await call(RPCs.slowCalls, request, options: options.with(deadline: deadline))
+    }
+
     /// Opens a case in AWAITING_MERCHANT_REVIEW and runs the intervention judgement at once; if it intervenes the case is PROPOSAL_PENDING in the response. `deadline` overrides `options.deadline`.
     public func createCase(_ request: Aftersales_V1_CreateCaseRequest = Aftersales_V1_CreateCaseRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_CreateCaseResponse {
         try await call(RPCs.createCase, request, options: options.with(deadline: deadline))
@@ -134,6 +149,21 @@ extension AfterSalesClient.Blocking {
     /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts). Blocks until the answer.
     public func replayEvents(_ request: Aftersales_V1_ReplayEventsRequest = Aftersales_V1_ReplayEventsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_ReplayEventsResponse {
         try client.callSync(RPCs.replayEvents, request, options: options.with(deadline: deadline))
+    }
+
+    /// The services this daemon serves, by full name (reflection, like grpc.reflection's list_services). Blocks until the answer.
+    public func listServices(_ request: Aftersales_V1_ListServicesRequest = Aftersales_V1_ListServicesRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_ListServicesResponse {
+        try client.callSync(RPCs.listServices, request, options: options.with(deadline: deadline))
+    }
+
+    /// The daemon's own contract: every .proto it was built from, as one google.protobuf.FileDescriptorSet with comments, so tools can describe methods and messages without a copy of proto/. Blocks until the answer.
+    public func getDescriptors(_ request: Aftersales_V1_GetDescriptorsRequest = Aftersales_V1_GetDescriptorsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_GetDescriptorsResponse {
+        try client.callSync(RPCs.getDescriptors, request, options: options.with(deadline: deadline))
+    }
+
+    /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size). Blocks until the answer.
+    public func slowCalls(_ request: Aftersales_V1_SlowCallsRequest = Aftersales_V1_SlowCallsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_SlowCallsResponse {
+        try client.callSync(RPCs.slowCalls, request, options: options.with(deadline: deadline))
     }
 
     /// Opens a case in AWAITING_MERCHANT_REVIEW and runs the intervention judgement at once; if it intervenes the case is PROPOSAL_PENDING in the response. Blocks until the answer.

@@ -7,15 +7,34 @@ import Foundation
 import SwiftProtobuf
 
 enum AdminService {
-    /// Check: SERVING for the daemon and each of its services (a daemon that cannot write
-    /// its journal stops, so one that answers is serving); NOT_FOUND for another name.
-    static func check(_ payload: Data) throws(RPCError) -> [UInt8] {
+    /// Check: `state` for the daemon and each of its services; NOT_FOUND for another name.
+    /// The loop answers SERVING (a daemon that cannot write its journal stops); the
+    /// recovery phase answers NOT_SERVING "recovering".
+    static func check(_ payload: Data, state: ServingState = .serving, detail: String = "") throws(RPCError) -> [UInt8] {
         let r = try CaseService.decode(Aftersales_V1_CheckRequest.self, payload)
-        let services = Set(Method.allCases.map { String($0.serviceName) })
+        let services = Set(Contract.serviceNames)
         guard r.service.isEmpty || services.contains(r.service) else {
             throw RPCError(.notFound, "service '\(r.service)' is not served here; services: \(services.sorted().joined(separator: ", "))")
         }
-        return try! Aftersales_V1_CheckResponse.with { $0.status = .serving }.serializedBytes()
+        return try! Aftersales_V1_CheckResponse.with {
+            $0.status = state.isServing ? .serving : .notServing
+            if !state.isServing { $0.reason = state.reason + (detail.isEmpty ? "" : " (\(detail))") }
+        }.serializedBytes()
+    }
+
+    /// ListServices: the services of the contract.
+    static func listServices(_ payload: Data) throws(RPCError) -> [UInt8] {
+        _ = try CaseService.decode(Aftersales_V1_ListServicesRequest.self, payload)
+        return try! Aftersales_V1_ListServicesResponse.with { $0.services = Contract.serviceNames }.serializedBytes()
+    }
+
+    /// GetDescriptors: the contract this daemon was built from, as a FileDescriptorSet.
+    static func descriptors(_ payload: Data) throws(RPCError) -> [UInt8] {
+        _ = try CaseService.decode(Aftersales_V1_GetDescriptorsRequest.self, payload)
+        return try! Aftersales_V1_GetDescriptorsResponse.with {
+            $0.fileDescriptorSet = Contract.descriptorSetBytes
+            $0.protoDigest = protoSourceDigest
+        }.serializedBytes()
     }
 
     /// Ping: echoes the payload with the daemon's clock and version.

@@ -35,6 +35,19 @@ public struct DaemonConfig: Sendable {
     /// Who may connect and what each may do (`NAME ROLE PUBLIC_KEY [SCOPE…]` lines); read
     /// at start-up and again on `Daemon.reloadClients()` (SIGHUP).
     public var clientsFile: String?
+    /// Where /metrics, /healthz and /readyz are served over HTTP ("127.0.0.1:9464"); nil = off.
+    public var metricsListen: String?
+    /// How often the loop moves its counts into the metrics registry (ms): what /metrics
+    /// shows is at most this old.
+    public var metricsPublishIntervalMs: Int64 = 1_000
+    /// Calls that take at least this long (µs, receipt to reply) go into the slow-call
+    /// log (AdminService/SlowCalls); 0 = off. 10 ms by default, as Redis' slowlog.
+    public var slowCallThresholdMicroseconds: UInt64 = 10_000
+    /// How many slow calls the log keeps (newest first).
+    public var slowCallLogSize = 128
+    /// Called on the recovery thread before the data directory is read: tests use it to
+    /// hold recovery back and watch the daemon answer NOT_SERVING meanwhile.
+    public var beforeRecovery: (@Sendable () -> Void)?
     /// What everysec's background sync runs instead of fdatasync(fd) — for tests that
     /// hold a sync back or make the disk lie; nil = fdatasync.
     public var backgroundSyncOverride: (@Sendable (_ fd: Int32, _ path: String) throws -> Void)?

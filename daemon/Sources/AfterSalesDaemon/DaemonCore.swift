@@ -57,14 +57,20 @@ final class DaemonCore {
     var zapRefusals: UInt64 = 0
     /// When each refused key was last logged (once a minute per key).
     private var refusalLoggedAt: [String: Millis] = [:]
+    /// Calls over --slow-call-threshold.
+    var slowCalls: SlowCallLog
+    /// What the loop counted for the metrics since their last publication; nil when metrics are off.
+    var tally: LoopTally?
 
-    /// Opens the data directory (refusing one another daemon holds), and rebuilds the
-    /// state from its snapshot and journal. Throws with the file and offset on damage.
-    init(config: DaemonConfig, clock: any DaemonClock, logger: Logger) throws {
+    /// Opens the data directory (refusing one another daemon holds, unless `lock` is its
+    /// lock already taken), and rebuilds the state from its snapshot and journal. Throws
+    /// with the file and offset on damage. `access` is the clients file already read.
+    init(config: DaemonConfig, clock: any DaemonClock, logger: Logger, lock: DataDirectoryLock? = nil,
+         access preloaded: AccessList? = nil, wakeUp: WakeUpPipe? = nil, journalTimings: JournalTimings? = nil) throws {
         self.config = config
         self.clock = clock
         self.logger = logger
-        lock = try DataDirectoryLock(directory: config.dataDirectory)
+        self.lock = try lock ?? DataDirectoryLock(directory: config.dataDirectory)
         // Lets libsodium pick its fastest BLAKE2b for request fingerprints.
         _ = sodium_init()
         let began = monotonicNanoseconds()
@@ -73,13 +79,15 @@ final class DaemonCore {
         announcements = recovered.announcements
         announcements.beginIncarnation(UInt64.random(in: 1...UInt64.max))
         idempotency = recovered.idempotency
-        let wakeUp = try WakeUpPipe()
+        let wakeUp = try wakeUp ?? WakeUpPipe()
         self.wakeUp = wakeUp
         journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
-                              onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride)
+                              onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride,
+                              timings: journalTimings)
         requestShape = RequestShape(limits: config.engine.limits)
+        slowCalls = SlowCallLog(thresholdMicroseconds: config.slowCallThresholdMicroseconds, capacity: config.slowCallLogSize)
         if let path = config.clientsFile {
-            let list = try AccessList(path: path)
+            let list = try preloaded ?? AccessList(path: path)
             access = list
             logger.info("clients file read", metadata: ["path": "\(path)", "clients": "\(list.count)"])
         }
@@ -124,9 +132,16 @@ final class DaemonCore {
     func takeOutput() -> TurnOutput {
         releaseDurableAnnouncements()
         let now = monotonicNanoseconds()
+        var wallNow: Millis?
+        if !batch.replies.isEmpty { tally?.batch(size: batch.replies.count) }
         for reply in batch.replies {
-            if let method = reply.method {
-                stats.record(method, failed: reply.failed, microseconds: (now - reply.started) / 1_000)
+            guard let method = reply.method else { continue }
+            let microseconds = (now - reply.started) / 1_000
+            let index = stats.record(method, failed: reply.code != .ok, microseconds: microseconds)
+            tally?.call(method: index, code: reply.code, microseconds: microseconds)
+            if slowCalls.thresholdMicroseconds > 0, microseconds >= slowCalls.thresholdMicroseconds {
+                if wallNow == nil { wallNow = clock.now() }
+                slowCalls.consider(reply, microseconds: microseconds, now: wallNow!)
             }
         }
         let output = TurnOutput(replies: batch.replies, events: batch.events)
@@ -215,58 +230,24 @@ final class DaemonCore {
     /// One call from the ROUTER socket: answer it, or count it when no answer can be addressed.
     func receive(_ frames: [Frame], caller: String? = nil) {
         let started = monotonicNanoseconds()
-        guard let call = WireFrames.splitRouted(frames) else {
+        switch IncomingCall.parse(frames, maxMessageBytes: config.maxMessageBytes, shape: requestShape) {
+        case .unaddressable:
             droppedFrames += 1
             logger.debug("dropped a message without routing id and delimiter", metadata: ["frames": "\(frames.count)"])
-            return
-        }
-        guard call.body.count == 1, let body = call.body.first else {
-            batch.reply(to: call.routing, requestID: 0, method: nil, started: started,
-                        .failure(RPCError(.invalidArgument, "expected exactly one RequestEnvelope frame after the empty delimiter, got \(call.body.count)")))
-            return
-        }
-        if body.count > config.maxMessageBytes {
-            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
-                        .failure(RPCError(.resourceExhausted, "request is \(body.count) bytes; this daemon accepts at most \(config.maxMessageBytes) (--max-message-bytes)")))
-            return
-        }
-        if let refused = requestShape.checkEnvelope(body) {
-            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started, .failure(refused))
-            return
-        }
-        let envelope: RequestEnvelope
-        do {
-            envelope = try RequestEnvelope(serializedBytes: body)
-        } catch {
-            batch.reply(to: call.routing, requestID: Self.leadingRequestID(body), method: nil, started: started,
-                        .failure(RPCError(.invalidArgument, "frame does not parse as aftersales.v1.RequestEnvelope: \(error)")))
-            return
-        }
-        guard let method = Method(fullName: envelope.method) else {
-            batch.reply(to: call.routing, requestID: envelope.requestID, method: nil, started: started,
-                        .failure(RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)")))
-            return
-        }
-        let receivedAt = clock.now()
-        let result = serve(method, envelope, receivedAt: receivedAt, call: call, caller: caller)
-        if let result {
-            batch.reply(to: call.routing, requestID: envelope.requestID, method: method, started: started, result)
-        }
-    }
-
-    /// The request id of an envelope too big or too broken to decode, read from its first
-    /// field so a DEALER with many calls in flight can still match the error to its call.
-    static func leadingRequestID(_ body: [UInt8]) -> UInt64 {
-        body.withUnsafeBytes { bytes in
-            var reader = WireReader(bytes)
-            guard let (field, wireType) = try? reader.tag(), field == 1, wireType == 0 else { return 0 }
-            return (try? reader.varint()) ?? 0
+        case .refused(let routing, let requestID, let error):
+            batch.reply(to: routing, requestID: requestID, method: nil, started: started, .failure(error))
+        case .call(let routing, let envelope, let method):
+            let receivedAt = clock.now()
+            if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: caller) {
+                batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
+                            request: envelope, client: caller)
+            }
         }
     }
 
     /// Serves one decoded call from `callerName` (the ZAP User-Id): who may, the payload's
     /// shape, the deadline, then the handler. nil when the answer is deferred (TakeSnapshot).
-    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, call: WireFrames.RoutedCall,
+    private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, routing: ArraySlice<Frame>,
                        caller callerName: String?) -> CallAnswer? {
         do throws(RPCError) {
             let caller = try authorize(method, caller: callerName)
@@ -282,7 +263,7 @@ final class DaemonCore {
             }
             switch method {
             case .takeSnapshot:
-                requestSnapshot(replyTo: call.routing, requestID: envelope.requestID)
+                requestSnapshot(replyTo: routing, requestID: envelope.requestID)
                 return nil
             case .ping:
                 return .success(try AdminService.ping(envelope.payload, now: clock.now()))
@@ -293,6 +274,13 @@ final class DaemonCore {
                 return .success(try! statistics().serializedBytes())
             case .replayEvents:
                 return .success(try AdminService.replay(envelope.payload, from: announcements))
+            case .slowCalls:
+                let request = try CaseService.decode(Aftersales_V1_SlowCallsRequest.self, envelope.payload)
+                return .success(try! slowCalls.answer(request).serializedBytes())
+            case .listServices:
+                return .success(try AdminService.listServices(envelope.payload))
+            case .getDescriptors:
+                return .success(try AdminService.descriptors(envelope.payload))
             default:
                 return .success(try CaseService.query(method, envelope.payload, store: store, scope: caller?.scope))
             }
@@ -333,6 +321,7 @@ final class DaemonCore {
         while let due = store.nextDeadline, due <= clock.now(), monotonicNanoseconds() - started < budget {
             let now = clock.now()
             for var outcome in store.fireDueDeadlines(now: now, limit: 16) {
+                if let due = outcome.firedDeadlineDueAt { tally?.deadlineFired(lateByMs: now - due) }
                 if missedWhileDown {
                     for i in outcome.announcements.indices { outcome.announcements[i].late = true }
                 }
@@ -383,29 +372,34 @@ struct Batch {
         var routing: ArraySlice<Frame>
         var body: [UInt8]
         var method: Method?
-        var failed: Bool
+        var code: StatusCode
         var started: UInt64
+        /// The call as received, for the slow-call log (nil when it did not decode).
+        var request: RequestEnvelope?
+        /// The CURVE client's name, when the daemon authenticates.
+        var client: String?
     }
 
     var replies: [Reply] = []
     var events: [PublishedEvent] = []
     var changed = false
 
-    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallAnswer) {
+    mutating func reply(to routing: ArraySlice<Frame>, requestID: UInt64, method: Method?, started: UInt64, _ result: CallAnswer,
+                        request: RequestEnvelope? = nil, client: String? = nil) {
         let body: [UInt8]
-        let failed: Bool
+        let code: StatusCode
         switch result {
         case .success(let payload):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: "", payload: payload)
-            failed = false
+            code = .ok
         case .failure(let error):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: error.code, message: error.message, payload: [UInt8]())
-            failed = true
+            code = error.code
         case .replayed(let payload, let message):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: message, payload: payload)
-            failed = false
+            code = .ok
         }
-        replies.append(Reply(routing: routing, body: body, method: method, failed: failed, started: started))
+        replies.append(Reply(routing: routing, body: body, method: method, code: code, started: started, request: request, client: client))
     }
 
     /// Replaces every answer with `error` (the batch could not be made durable).
@@ -413,7 +407,7 @@ struct Batch {
         for i in replies.indices {
             let requestID = (try? ResponseEnvelope(serializedBytes: replies[i].body))?.requestID ?? 0
             replies[i].body = try! ResponseEnvelope.failure(requestID: requestID, error).serializedBytes()
-            replies[i].failed = true
+            replies[i].code = error.code
         }
     }
 
@@ -422,4 +416,54 @@ struct Batch {
         events.removeAll(keepingCapacity: true)
         changed = false
     }
+}
+
+/// A ROUTER message taken apart: the routing frames, the envelope and the method, or the
+/// answer it gets without being served. Shared by the loop and the recovery phase.
+enum IncomingCall {
+    /// No routing id and delimiter: nothing can be answered.
+    case unaddressable
+    /// Answered with `error` without being served.
+    case refused(routing: ArraySlice<Frame>, requestID: UInt64, RPCError)
+    /// A call to serve.
+    case call(routing: ArraySlice<Frame>, envelope: RequestEnvelope, method: Method)
+
+    /// Checks the frame layout, the size and the envelope's shape, then decodes it.
+    static func parse(_ frames: [Frame], maxMessageBytes: Int, shape: RequestShape) -> IncomingCall {
+        guard let call = WireFrames.splitRouted(frames) else { return .unaddressable }
+        guard call.body.count == 1, let body = call.body.first else {
+            return .refused(routing: call.routing, requestID: 0,
+                            RPCError(.invalidArgument, "expected exactly one RequestEnvelope frame after the empty delimiter, got \(call.body.count)"))
+        }
+        if body.count > maxMessageBytes {
+            return .refused(routing: call.routing, requestID: leadingRequestID(body),
+                            RPCError(.resourceExhausted, "request is \(body.count) bytes; this daemon accepts at most \(maxMessageBytes) (--max-message-bytes)"))
+        }
+        if let refused = shape.checkEnvelope(body) {
+            return .refused(routing: call.routing, requestID: leadingRequestID(body), refused)
+        }
+        let envelope: RequestEnvelope
+        do {
+            envelope = try RequestEnvelope(serializedBytes: body)
+        } catch {
+            return .refused(routing: call.routing, requestID: leadingRequestID(body),
+                            RPCError(.invalidArgument, "frame does not parse as aftersales.v1.RequestEnvelope: \(error)"))
+        }
+        guard let method = Method(fullName: envelope.method) else {
+            return .refused(routing: call.routing, requestID: envelope.requestID,
+                            RPCError(.unimplemented, "unknown method '\(envelope.method)'; methods are named like 'aftersales.v1.CaseService/CreateCase' (aftersales-probe methods lists them)"))
+        }
+        return .call(routing: call.routing, envelope: envelope, method: method)
+    }
+
+    /// The request id of an envelope too big or too broken to decode, read from its first
+    /// field so a DEALER with many calls in flight can still match the error to its call.
+    static func leadingRequestID(_ body: [UInt8]) -> UInt64 {
+        body.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            guard let (field, wireType) = try? reader.tag(), field == 1, wireType == 0 else { return 0 }
+            return (try? reader.varint()) ?? 0
+        }
+    }
+
 }

@@ -37,10 +37,16 @@ public enum BindEndpoint {
 public struct BindFailure: Error, CustomStringConvertible {
     /// The endpoint as configured.
     public let endpoint: String
-    /// libzmq's reason.
-    public let underlying: ZMQError
+    /// Why: libzmq's reason, or the system's for the metrics port.
+    public let reason: String
 
-    public var description: String { "cannot bind \(endpoint): \(underlying)" }
+    /// A ZeroMQ endpoint libzmq would not bind.
+    public init(endpoint: String, underlying: ZMQError) { (self.endpoint, reason) = (endpoint, "\(underlying)") }
+
+    /// An endpoint that could not be bound for `reason`.
+    public init(endpoint: String, reason: String) { (self.endpoint, self.reason) = (endpoint, reason) }
+
+    public var description: String { "cannot bind \(endpoint): \(reason)" }
 }
 
 extension BindEndpoint {

@@ -12,11 +12,14 @@ struct MethodStatistics {
     /// Indexes of methods, so the hot path does array lookups, not string hashing.
     private static let index: [Method: Int] = Dictionary(uniqueKeysWithValues: Method.allCases.enumerated().map { ($1, $0) })
 
-    mutating func record(_ method: Method, failed: Bool, microseconds: UInt64) {
+    /// Counts one answered call; returns the method's index (for the metrics' tally).
+    @discardableResult
+    mutating func record(_ method: Method, failed: Bool, microseconds: UInt64) -> Int {
         let i = Self.index[method]!
         calls[i] += 1
         if failed { errors[i] += 1 }
         _ = serviceTimes[i].record(min(microseconds, 60_000_000))
+        return i
     }
 
     var report: [Aftersales_V1_MethodStats] {

@@ -9,6 +9,8 @@ struct WakeUpReason: OptionSet, Sendable {
     static let synced = WakeUpReason(rawValue: 4)
     /// SIGHUP: read the clients file again.
     static let reloadClients = WakeUpReason(rawValue: 8)
+    /// The recovery thread has read the data directory (or failed to).
+    static let recovered = WakeUpReason(rawValue: 16)
 }
 
 extension WakeUpPipe {

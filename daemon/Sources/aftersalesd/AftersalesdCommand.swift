@@ -67,6 +67,12 @@ struct AftersalesdCommand: ParsableCommand {
     var idempotencyKeys: Int?
     @Option(help: "Announcements queued per subscriber before libzmq drops them (the subscriber then replays the gap). (env AFTERSALES_PUB_HWM, default 1000000)")
     var pubHwm: Int?
+    @Option(help: "Serve Prometheus /metrics, /healthz and /readyz over HTTP on HOST:PORT (e.g. 127.0.0.1:9464); off when unset. (env AFTERSALES_METRICS_LISTEN)")
+    var metricsListen: String?
+    @Option(help: "Log calls that take at least this long (receipt to reply; 500us, 10ms, 1s) for AdminService/SlowCalls; 0 = off. (env AFTERSALES_SLOW_CALL_THRESHOLD, default 10ms)")
+    var slowCallThreshold: String?
+    @Option(help: "Slow calls kept, newest first. (env AFTERSALES_SLOW_CALL_LOG_SIZE, default 128)")
+    var slowCallLogSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
     var logLevel: String?
     @Option(help: "text (one readable line per event) or json (one JSON object per line). (env AFTERSALES_LOG_FORMAT, default text)")
@@ -147,6 +153,30 @@ struct AftersalesdCommand: ParsableCommand {
             guard v >= 1, v <= Int(Int32.max) else { throw ValidationError("--pub-hwm: must be between 1 and \(Int32.max)") }
             config.pubHighWaterMark = Int32(v)
         }
+        config.metricsListen = setting(metricsListen, "METRICS_LISTEN")
+        if let listen = config.metricsListen {
+            guard let colon = listen.lastIndex(of: ":"), UInt16(listen[listen.index(after: colon)...]) != nil else {
+                throw ValidationError("--metrics-listen: '\(listen)' is not HOST:PORT, e.g. 127.0.0.1:9464")
+            }
+            let host = String(listen[..<colon])
+            if !insecurePlaintext && environment["AFTERSALES_INSECURE_PLAINTEXT"] != "1", !BindEndpoint.isLocal("tcp://\(host):0") {
+                throw ValidationError("--metrics-listen \(listen) is reachable from other machines and has no authentication; "
+                    + "bind it to 127.0.0.1 (scrape through a local agent) or pass --insecure-plaintext if you really mean it")
+            }
+        }
+        if let text = setting(slowCallThreshold, "SLOW_CALL_THRESHOLD") {
+            if text.trimmingCharacters(in: .whitespaces) == "0" {
+                config.slowCallThresholdMicroseconds = 0
+            } else if let us = DurationText.microseconds(text) {
+                config.slowCallThresholdMicroseconds = UInt64(us)
+            } else {
+                throw ValidationError("--slow-call-threshold: '\(text)' is not a duration like 500us, 10ms or 1s (0 turns the log off)")
+            }
+        }
+        if let v = try integer(slowCallLogSize, "SLOW_CALL_LOG_SIZE", "slow-call-log-size") {
+            guard v >= 1, v <= 100_000 else { throw ValidationError("--slow-call-log-size: must be between 1 and 100000") }
+            config.slowCallLogSize = v
+        }
         var level = Logger.Level.info
         if let v = setting(logLevel, "LOG_LEVEL") {
             guard let parsed = Logger.Level(rawValue: v) else { throw ValidationError("--log-level: '\(v)' is not one of trace, debug, info, notice, warning, error, critical") }
@@ -217,6 +247,9 @@ struct AftersalesdCommand: ParsableCommand {
         } catch let error as BindFailure {
             logger.critical("cannot serve", metadata: ["error": "\(error)"])
             throw ExitCode(73)  // EX_CANTCREAT: the endpoint cannot be made; a person must look
+        } catch let error as RecoveryFailure {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(78)  // EX_CONFIG: the data directory is the problem
         } catch {
             logger.critical("stopped on error", metadata: ["error": "\(error)"])
             throw ExitCode(70)  // EX_SOFTWARE

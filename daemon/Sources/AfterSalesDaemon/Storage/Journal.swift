@@ -11,6 +11,7 @@
 // A snapshot taken at sequence S holds every record below S; `rotate(startingAt: S)`
 // starts segment S at the same moment so whole older segments can later be deleted.
 
+import ZeroMQ  // monotonicNanoseconds
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -139,6 +140,8 @@ public final class Journal {
     private var postponedUntil: ContinuousClock.Instant?
     /// everysec's fdatasync thread (nil with the other policies).
     private let backgroundSync: BackgroundSync?
+    /// Where write and sync times go (metrics); nil = not measured.
+    private let timings: JournalTimings?
 
     /// Bytes appended but not yet written by `commit`.
     public var pendingBytes: Int { buffer.count }
@@ -168,12 +171,23 @@ public final class Journal {
     public init(directory: String, fsync: FsyncPolicy, nextSequence: UInt64 = 1,
                 now: ContinuousClock.Instant = .now,
                 onBackgroundSync: (@Sendable () -> Void)? = nil,
-                backgroundSync sync: (@Sendable (Int32, String) throws -> Void)? = nil) throws {
+                backgroundSync sync: (@Sendable (Int32, String) throws -> Void)? = nil,
+                timings: JournalTimings? = nil) throws {
         self.directory = directory
         self.fsyncPolicy = fsync
         self.lastSync = now
         self.durableNextSequence = nextSequence
-        self.backgroundSync = fsync == .everysec ? BackgroundSync(sync: sync, onDone: onBackgroundSync) : nil
+        self.timings = timings
+        var backgroundSync = sync
+        if let timings {
+            let plain = sync ?? { try StorageIO.dataSync($0, path: $1) }
+            backgroundSync = { fd, path in
+                let began = monotonicNanoseconds()
+                try plain(fd, path)
+                timings.sync(monotonicNanoseconds() - began)
+            }
+        }
+        self.backgroundSync = fsync == .everysec ? BackgroundSync(sync: backgroundSync, onDone: onBackgroundSync) : nil
         self.currentSegmentPath = ""
         self.currentFirstSequence = nextSequence
         self.nextSequence = nextSequence
@@ -243,7 +257,9 @@ public final class Journal {
         try checkUsable()
         if !buffer.isEmpty {
             do {
+                let began = timings == nil ? 0 : monotonicNanoseconds()
                 try StorageIO.writeAll(fd, buffer, path: currentSegmentPath)
+                timings?.write(monotonicNanoseconds() - began)
             } catch let error as StorageError {
                 do {
                     try StorageIO.truncate(fd, to: currentSize, path: currentSegmentPath)
@@ -468,7 +484,9 @@ public final class Journal {
         takeBackgroundSyncFailure()
         try checkUsable()
         do {
+            let began = timings == nil ? 0 : monotonicNanoseconds()
             try StorageIO.dataSync(fd, path: currentSegmentPath)
+            timings?.sync(monotonicNanoseconds() - began)
         } catch {
             failure = "\(error)"
             throw error
@@ -496,5 +514,20 @@ public final class Journal {
         nextSequence = seq
         committedNextSequence = seq
         durableNextSequence = max(durableNextSequence, seq)
+    }
+}
+
+/// Where the journal reports how long its writes and fdatasyncs took: once per batch
+/// written or sync made, never per record (the sync may be reported from the sync thread).
+public struct JournalTimings: Sendable {
+    /// One write(2) of a batch, nanoseconds.
+    public var write: @Sendable (_ nanoseconds: UInt64) -> Void
+    /// One fdatasync, nanoseconds.
+    public var sync: @Sendable (_ nanoseconds: UInt64) -> Void
+
+    /// Creates the two reporters.
+    public init(write: @escaping @Sendable (UInt64) -> Void, sync: @escaping @Sendable (UInt64) -> Void) {
+        self.write = write
+        self.sync = sync
     }
 }
