@@ -162,6 +162,21 @@ if ton and toff:
         fmt(med(x["calls_per_s"] for x in ton)), fmt(med(x["calls_per_s"] for x in toff)), fr(r), "≥ 0.8×",
         (r[0] >= 0.8) if r[0] else None)
 
+# 7 metrics on vs off
+mon, moff = pick("latency", target="metrics-on"), pick("latency", target="metrics-off")
+if mon and moff:
+    for key, name in [("rtt_p50_us", "p50"), ("rtt_p99_us", "p99")]:
+        r = ratio(mon, moff, key)
+        row(f"7 GetCase round trip {name} (µs), --metrics-listen on (scraped each second) vs off", fmt(med(x[key] for x in mon), digits=1),
+            fmt(med(x[key] for x in moff), digits=1), fr(r), "≤ 1.03×" if name == "p50" else "",
+            (r[0] <= 1.03) if name == "p50" and r[0] else None)
+tmon, tmoff = pick("throughput", label="metrics-on"), pick("throughput", label="metrics-off")
+if tmon and tmoff:
+    r = ratio(tmon, tmoff, "calls_per_s")
+    row("7 mutating calls/s, 50 callers, metrics on vs off",
+        fmt(med(x["calls_per_s"] for x in tmon)), fmt(med(x["calls_per_s"] for x in tmoff)), fr(r), "≥ 0.97×",
+        (r[0] >= 0.97) if r[0] else None)
+
 # 5 refused calls
 for x in pick("refused"):
     row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",

@@ -6,13 +6,13 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale refused curve"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
@@ -223,6 +223,28 @@ if [[ " $ONLY " == *" curve "* ]]; then
   done
   stop_named coff; stop_named con
   rm -rf "$WORK/coff" "$WORK/con"
+fi
+
+# --- 7 metrics on vs off ------------------------------------------------------------------
+if [[ " $ONLY " == *" metrics "* ]]; then
+  log "metrics: GetCase and throughput with --metrics-listen on vs off (scraped every second), alternating rounds"
+  start_daemon moff "$WORK/moff" --fsync everysec
+  METRICS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  start_daemon mon "$WORK/mon" --fsync everysec --metrics-listen "127.0.0.1:$METRICS_PORT"
+  # A scraper as Prometheus would run it (every second here, 15 s by default there).
+  ( while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$METRICS_PORT/metrics" || true; done ) &
+  SCRAPER=$!
+  CASE_MOFF="$(json "$("$BENCH" prepare --endpoint "$RPC_moff")" case_id)"
+  CASE_MON="$(json "$("$BENCH" prepare --endpoint "$RPC_mon")" case_id)"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    record $r "$("$BENCH" latency --endpoint "$RPC_moff" --target metrics-off --case-id "$CASE_MOFF" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+    record $r "$("$BENCH" latency --endpoint "$RPC_mon" --target metrics-on --case-id "$CASE_MON" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_moff" --label metrics-off --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_mon" --label metrics-on --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+  done
+  kill "$SCRAPER" 2>/dev/null || true
+  stop_named moff; stop_named mon
+  rm -rf "$WORK/moff" "$WORK/mon"
 fi
 
 # --- 5 refused calls ----------------------------------------------------------------------

@@ -6,7 +6,7 @@
 #   make bench                 full run (under 15 minutes on 2 cores)
 #   make bench BENCH_QUICK=1   ~2-minute smoke run (small counts; writes latest-quick.md)
 
-DEB_PACKAGES += redis-server valgrind gcc libzmq3-dev pkg-config python3
+DEB_PACKAGES += redis-server valgrind gcc libzmq3-dev pkg-config python3 curl
 
 BENCH_ROOT := $(patsubst %/mk/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 

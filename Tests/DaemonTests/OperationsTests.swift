@@ -235,4 +235,17 @@ private func eventually(_ condition: () throws -> Bool) rethrows -> Bool {
         let failure = second.stop()
         #expect(failure?.contains("cannot bind") == true, "\(failure ?? "no failure")")
     }
+
+    @Test func operationsFlagsAreCheckedBeforeAnythingStarts() throws {
+        let base = ["--rpc", "tcp://127.0.0.1:*", "--pub", "tcp://127.0.0.1:*", "--data-dir", temporaryDataDirectory()]
+        let exposed = try runDaemon(base + ["--metrics-listen", "0.0.0.0:9464"])
+        #expect(exposed.status == 64, "\(exposed.stderr)")
+        #expect(exposed.stderr.contains("reachable from other machines"), "\(exposed.stderr)")
+        let malformed = try runDaemon(base + ["--metrics-listen", "9464"])
+        #expect(malformed.status == 64)
+        #expect(malformed.stderr.contains("HOST:PORT"), "\(malformed.stderr)")
+        let threshold = try runDaemon(base + ["--slow-call-threshold", "soon"])
+        #expect(threshold.status == 64)
+        #expect(threshold.stderr.contains("500us, 10ms or 1s"), "\(threshold.stderr)")
+    }
 }
