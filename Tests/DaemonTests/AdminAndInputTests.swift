@@ -1,3 +1,4 @@
+@testable import AfterSalesDaemon
 import AfterSalesProto
 import AfterSalesRPC
 import Foundation
@@ -58,6 +59,20 @@ import ZeroMQ
             #expect((object["time"] as? String)?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"#, options: .regularExpression) != nil)
         }
         #expect(lines.contains { $0.contains(#""message":"serving""#) })
+    }
+
+    @Test func textLogLinesQuoteValuesThatWouldSplit() throws {
+        #expect(TextLogHandler.quotedIfNeeded("tcp://127.0.0.1:7700") == "tcp://127.0.0.1:7700")
+        #expect(TextLogHandler.quotedIfNeeded("cannot bind: Address in use") == #""cannot bind: Address in use""#)
+        #expect(TextLogHandler.quotedIfNeeded(#"say "hi"\n"#) == #""say \"hi\"\\n""#)
+        #expect(TextLogHandler.quotedIfNeeded("a=b") == #""a=b""#)
+        #expect(TextLogHandler.quotedIfNeeded("") == #""""#)
+
+        let daemon = try DaemonProcess()
+        _ = try TestCaller(daemon.rpc).ping()
+        #expect(daemon.stop() == 0)
+        let serving = try #require(daemon.stderr.split(separator: "\n").first { $0.contains(" serving ") || $0.hasSuffix(" serving") || $0.contains(": serving") })
+        #expect(serving.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info aftersalesd: serving "#, options: .regularExpression) != nil, "\(serving)")
     }
 
     @Test func idempotentRetryAppliesOnce() throws {

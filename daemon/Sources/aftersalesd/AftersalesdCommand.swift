@@ -75,7 +75,7 @@ struct AftersalesdCommand: ParsableCommand {
     var slowCallLogSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
     var logLevel: String?
-    @Option(help: "text (one readable line per event) or json (one JSON object per line). (env AFTERSALES_LOG_FORMAT, default text)")
+    @Option(help: "text (one readable line per event, values with spaces quoted) or json (one JSON object per line). (env AFTERSALES_LOG_FORMAT, default text)")
     var logFormat: String?
 
     func run() throws {
@@ -192,7 +192,7 @@ struct AftersalesdCommand: ParsableCommand {
                 handler.logLevel = chosenLevel
                 return handler
             }
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = TextLogHandler(label: label)
             handler.logLevel = chosenLevel
             return handler
         }
