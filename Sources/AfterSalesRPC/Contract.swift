@@ -49,4 +49,18 @@ public enum Contract {
     public static func requestFieldNumber(_ field: String, of method: Method) -> Int? {
         requestMessage(of: method)?.field.first { $0.name == field }.map { Int($0.number) }
     }
+
+    /// The fields along a dotted path of field names from the message `message`
+    /// (["signals", "evidence", "tags"] in "aftersales.v1.CreateCaseRequest"); nil when a
+    /// name is not there or a step before the last is not a message.
+    public static func fieldPath(_ names: [String], in message: String) -> [Google_Protobuf_FieldDescriptorProto]? {
+        var fields: [Google_Protobuf_FieldDescriptorProto] = []
+        var current = message
+        for name in names {
+            guard let descriptor = self.message(named: current), let field = descriptor.field.first(where: { $0.name == name }) else { return nil }
+            fields.append(field)
+            current = field.typeName
+        }
+        return fields
+    }
 }

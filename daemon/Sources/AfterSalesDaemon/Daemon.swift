@@ -108,6 +108,10 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         let endpoints = (rpc: try router.lastEndpoint, pub: try publisher.lastEndpoint)
+        // Watched from the bind on, so no disconnect is missed before the first turn.
+        let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
+        defer { monitor.close() }
+        try monitor.setReceiveHighWaterMark(0)  // read now and then: keep every event until then
         let metricsServer = try startMetricsEndpoint()
         defer { metricsServer?.stop() }
         listening.set(endpoints)
@@ -136,9 +140,6 @@ public final class Daemon: @unchecked Sendable {
         readiness.set(endpoints)
         systemd.ready(status: "serving rpc=\(endpoints.rpc) pub=\(endpoints.pub)")
 
-        let monitor = try router.monitor(.disconnected, at: "inproc://aftersalesd.rpc-monitor")
-        defer { monitor.close() }
-        try monitor.setReceiveHighWaterMark(0)  // read now and then: keep every event until then
         // The monitor is read at most every 100 ms rather than polled: a disconnect count need
         // not be exact to the turn, and one more poll item costs every call.
         var monitorReadAt: Millis = 0

@@ -26,9 +26,18 @@ struct RequestShape {
         /// worked out once here rather than on every call.
         var levels: [String]
 
-        init(path: [(number: UInt64, repeated: Bool)], scalar: Bool, max: Int, name: String) {
-            (self.path, self.scalar, self.max, self.name) = (path, scalar, max, name)
+        /// The bound on `name` ("signals.evidence[].tags": `[]` marks a list passed through)
+        /// in the message `message`, read from the contract's descriptors.
+        init(in message: String, _ name: String, max: Int) {
             let parts = name.split(separator: ".").map { $0.hasSuffix("[]") ? String($0.dropLast(2)) : String($0) }
+            guard let fields = Contract.fieldPath(parts, in: message) else {
+                preconditionFailure("\(message) has no field path \(name): RequestShape and the .proto disagree")
+            }
+            // A message-typed repeated field is one wire field per element; scalars (enums)
+            // may be packed, and are counted by value.
+            path = fields.map { (UInt64($0.number), $0.label == .repeated && $0.type == .message) }
+            scalar = fields.last!.type != .message
+            (self.max, self.name) = (max, name)
             levels = parts.indices.map { parts[...$0].joined(separator: ".") }
         }
     }
@@ -42,30 +51,22 @@ struct RequestShape {
     private let bounds: [Method: [Bound]]
     private let envelope: [Bound]
 
-    /// The bounds for `limits`; field numbers are read from the generated types.
+    /// The bounds for `limits`; each field's number and kind come from the contract's
+    /// descriptors, by name.
     init(limits: FieldLimits) {
-        let evidence = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.evidence = [.init()] }, depth: 2)
-        let evidenceTags = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.evidence = [.with { $0.tags = [.defect] }] }, depth: 3)
-        let signalAnomalies = Self.path(Aftersales_V1_CreateCaseRequest.with { $0.signals.logisticsAnomalies = [.lateDelivery] }, depth: 2)
-        let addedTags = Self.path(Aftersales_V1_AddEvidenceRequest.with { $0.evidence.tags = [.defect] }, depth: 2)
-        let anomalies = Self.path(Aftersales_V1_UpdateLogisticsRequest.with { $0.anomalies = [.lateDelivery] }, depth: 1)
-        let metadata = Self.path(RequestEnvelope.with { $0.metadata = ["k": "v"] }, depth: 1)
+        func bound(_ method: Method, _ name: String, max: Int) -> Bound {
+            Bound(in: method.requestType.protoMessageName, name, max: max)
+        }
         bounds = [
             .createCase: [
-                Bound(path: [(evidence[0], false), (evidence[1], true)], scalar: false, max: limits.maxEvidenceItems, name: "signals.evidence"),
-                Bound(path: [(evidenceTags[0], false), (evidenceTags[1], true), (evidenceTags[2], false)], scalar: true,
-                      max: limits.maxTagsPerEvidence, name: "signals.evidence[].tags"),
-                Bound(path: [(signalAnomalies[0], false), (signalAnomalies[1], false)], scalar: true,
-                      max: Self.maxUnboundedElements, name: "signals.logistics_anomalies"),
+                bound(.createCase, "signals.evidence", max: limits.maxEvidenceItems),
+                bound(.createCase, "signals.evidence[].tags", max: limits.maxTagsPerEvidence),
+                bound(.createCase, "signals.logistics_anomalies", max: Self.maxUnboundedElements),
             ],
-            .addEvidence: [
-                Bound(path: [(addedTags[0], false), (addedTags[1], false)], scalar: true, max: limits.maxTagsPerEvidence, name: "evidence.tags"),
-            ],
-            .updateLogistics: [
-                Bound(path: [(anomalies[0], false)], scalar: true, max: Self.maxUnboundedElements, name: "anomalies"),
-            ],
+            .addEvidence: [bound(.addEvidence, "evidence.tags", max: limits.maxTagsPerEvidence)],
+            .updateLogistics: [bound(.updateLogistics, "anomalies", max: Self.maxUnboundedElements)],
         ]
-        envelope = [Bound(path: [(metadata[0], true)], scalar: false, max: Self.maxUnboundedElements, name: "metadata")]
+        envelope = [Bound(in: RequestEnvelope.protoMessageName, "metadata", max: Self.maxUnboundedElements)]
     }
 
     /// Why the RequestEnvelope `body` is refused before decoding, or nil.
@@ -153,24 +154,5 @@ struct RequestShape {
             if step.repeated { most = max(most, inside) } else { total += inside }
         }
         return max(total, most)
-    }
-
-    /// The field numbers of the first `depth` nested fields of a probe message's encoding:
-    /// the generated code knows them; this reads them instead of writing them again.
-    private static func path(_ probe: some SwiftProtobuf.Message, depth: Int) -> [UInt64] {
-        let bytes: [UInt8] = try! probe.serializedBytes()
-        return bytes.withUnsafeBytes { raw in
-            var numbers: [UInt64] = []
-            var reader = WireReader(raw)
-            for level in 0..<depth {
-                let (field, wireType) = try! reader.tag()
-                numbers.append(field)
-                if level + 1 < depth {
-                    precondition(wireType == 2, "probe field \(field) is not a nested message")
-                    reader = WireReader(try! reader.lengthDelimited())
-                }
-            }
-            return numbers
-        }
     }
 }
