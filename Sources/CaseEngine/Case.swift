@@ -351,7 +351,9 @@ public struct HistoryEntry: Sendable, Hashable {
     private static let customActionCode = UInt8.max
 }
 
-/// An after-sales case (售后单) on one order line (SPEC §2).
+/// An after-sales case (售后单) on one order line (SPEC §2). Its fields are `Case.Fields`
+/// properties, read and written as the case's own (`c.status`, `c.version += 1`).
+@dynamicMemberLookup
 public struct Case: Sendable, Hashable {
     // Memory layout matters here: a million cases live in the store's hash trie. The
     // fields sit in one heap box behind a single pointer, so a trie entry is 24 bytes
@@ -360,58 +362,82 @@ public struct Case: Sendable, Hashable {
     // copied on write only when shared (copy-on-write), so `Case` keeps value semantics.
     // Inside, fields are declared widest first (Swift lays them out in declaration
     // order, so the one-byte enums pack together) and the parts most cases never get (a
-    // merchant offer, a return shipment) live in a further box.
+    // merchant offer, a return shipment) live in a further box. Fields are reached through
+    // one key-path subscript (inlinable, so a literal key path compiles to a direct access).
 
-    private var storage: Storage
+    @usableFromInline var storage: Storage
 
-    private final class Storage: @unchecked Sendable {
+    @usableFromInline final class Storage: @unchecked Sendable {
         // Mutated only through `Case.fields`, which first makes the box unique.
-        var fields: Fields
-        init(_ fields: Fields) { self.fields = fields }
+        @usableFromInline var fields: Fields
+        @usableFromInline init(_ fields: Fields) { self.fields = fields }
     }
 
-    private struct Fields: Sendable, Hashable {
-        var caseID: String
-        var orderID: String
-        var orderLineID: String
-        var consumerID: String
-        var merchantID: String
-        var category: String
-        var reason: String
-        var paidAmount: Int64
-        var refundAmount: Int64
-        var createdAt: Millis
-        var updatedAt: Millis
-        var version: UInt64
-        var history: [HistoryEntry]
-        var rareParts: OutOfLine<RareParts>?
+    /// The stored fields of a case. Optionals of 8-byte values are kept split (see
+    /// `deadline`, `pausedReviewRemaining` on `Case`), so those parts are not public here.
+    public struct Fields: Sendable, Hashable {
+        /// Assigned by the store ("AS" + 10 digits), unique and stable.
+        public var caseID: String
+        /// The order.
+        public var orderID: String
+        /// The line within the order; may be empty for single-line orders.
+        public var orderLineID: String
+        /// The buyer.
+        public var consumerID: String
+        /// The seller.
+        public var merchantID: String
+        /// Category code, e.g. "apparel".
+        public var category: String
+        /// The consumer's stated reason.
+        public var reason: String
+        /// What the consumer paid, > 0, minor units.
+        public var paidAmount: Int64
+        /// What the consumer gets back, 0 < refundAmount <= paidAmount, minor units.
+        public var refundAmount: Int64
+        /// When it was created.
+        public var createdAt: Millis
+        /// When it last changed.
+        public var updatedAt: Millis
+        /// 1 on creation, +1 on every change and only then.
+        public var version: UInt64
+        /// Every step, oldest first.
+        public var history: [HistoryEntry]
+        fileprivate var rareParts: OutOfLine<RareParts>?
         // Optionals of 8-byte values are split into the value (0 when absent, so equal
         // cases store equal bytes) and a one-byte part at the end with the enums: that
         // keeps the box within 264 bytes, a 288-byte malloc chunk instead of 320.
-        var deadlineDueAt: Millis
-        var pausedReviewRemainingIfAny: Millis
-        var proposal: Proposal?
-        var signals: Signals
-        var deadlineKind: DeadlineKind?
-        var isReviewPaused: Bool
-        var type: CaseType
-        var delivery: DeliveryState
-        var returnShippingPayer: ShippingPayer?
-        var status: CaseStatus
-        var closeReason: CloseReason?
-        var refundReason: RefundReason?
+        fileprivate var deadlineDueAt: Millis
+        fileprivate var pausedReviewRemainingIfAny: Millis
+        /// The platform's proposal, if one was ever issued (one per case).
+        public var proposal: Proposal?
+        /// What the judgement looks at.
+        public var signals: Signals
+        fileprivate var deadlineKind: DeadlineKind?
+        fileprivate var isReviewPaused: Bool
+        /// What the consumer asks for (changes when a proposal or offer is accepted).
+        public var type: CaseType
+        /// Where the goods are.
+        public var delivery: DeliveryState
+        /// Who pays the return shipping; nil until a return is agreed.
+        public var returnShippingPayer: ShippingPayer?
+        /// The current step.
+        public var status: CaseStatus
+        /// Why the case closed (CLOSED only).
+        public var closeReason: CloseReason?
+        /// Why the case was refunded (REFUNDED only).
+        public var refundReason: RefundReason?
 
-        mutating func setDeadline(_ deadline: Deadline?) {
+        fileprivate mutating func setDeadline(_ deadline: Deadline?) {
             (deadlineDueAt, deadlineKind) = (deadline?.dueAt ?? 0, deadline?.kind)
         }
 
-        mutating func setPausedReviewRemaining(_ remaining: Millis?) {
+        fileprivate mutating func setPausedReviewRemaining(_ remaining: Millis?) {
             (pausedReviewRemainingIfAny, isReviewPaused) = (remaining ?? 0, remaining != nil)
         }
     }
 
     /// The parts of a case that most cases never get, stored out of line.
-    private struct RareParts: Sendable, Hashable {
+    fileprivate struct RareParts: Sendable, Hashable {
         var merchantOffer: MerchantOffer?
         var returnShipment: ReturnShipment?
 
@@ -422,7 +448,7 @@ public struct Case: Sendable, Hashable {
     }
 
     /// The fields for writing: copies the box first if another `Case` shares it.
-    private var fields: Fields {
+    @inlinable var fields: Fields {
         get { storage.fields }
         _modify {
             if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
@@ -430,94 +456,10 @@ public struct Case: Sendable, Hashable {
         }
     }
 
-    /// Assigned by the store ("AS" + 10 digits), unique and stable.
-    public var caseID: String {
-        get { storage.fields.caseID }
-        _modify { yield &fields.caseID }
-    }
-
-    /// The order.
-    public var orderID: String {
-        get { storage.fields.orderID }
-        _modify { yield &fields.orderID }
-    }
-
-    /// The line within the order; may be empty for single-line orders.
-    public var orderLineID: String {
-        get { storage.fields.orderLineID }
-        _modify { yield &fields.orderLineID }
-    }
-
-    /// The buyer.
-    public var consumerID: String {
-        get { storage.fields.consumerID }
-        _modify { yield &fields.consumerID }
-    }
-
-    /// The seller.
-    public var merchantID: String {
-        get { storage.fields.merchantID }
-        _modify { yield &fields.merchantID }
-    }
-
-    /// Category code, e.g. "apparel".
-    public var category: String {
-        get { storage.fields.category }
-        _modify { yield &fields.category }
-    }
-
-    /// The consumer's stated reason.
-    public var reason: String {
-        get { storage.fields.reason }
-        _modify { yield &fields.reason }
-    }
-
-    /// What the consumer paid, > 0, minor units.
-    public var paidAmount: Int64 {
-        get { storage.fields.paidAmount }
-        _modify { yield &fields.paidAmount }
-    }
-
-    /// What the consumer gets back, 0 < refundAmount <= paidAmount, minor units.
-    public var refundAmount: Int64 {
-        get { storage.fields.refundAmount }
-        _modify { yield &fields.refundAmount }
-    }
-
-    /// When it was created.
-    public var createdAt: Millis {
-        get { storage.fields.createdAt }
-        _modify { yield &fields.createdAt }
-    }
-
-    /// When it last changed.
-    public var updatedAt: Millis {
-        get { storage.fields.updatedAt }
-        _modify { yield &fields.updatedAt }
-    }
-
-    /// 1 on creation, +1 on every change and only then.
-    public var version: UInt64 {
-        get { storage.fields.version }
-        _modify { yield &fields.version }
-    }
-
-    /// Every step, oldest first.
-    public var history: [HistoryEntry] {
-        get { storage.fields.history }
-        _modify { yield &fields.history }
-    }
-
-    /// What the judgement looks at.
-    public var signals: Signals {
-        get { storage.fields.signals }
-        _modify { yield &fields.signals }
-    }
-
-    /// The platform's proposal, if one was ever issued (one per case).
-    public var proposal: Proposal? {
-        get { storage.fields.proposal }
-        _modify { yield &fields.proposal }
+    /// A field of the case, read or written in place (`Case.Fields` lists them).
+    @inlinable public subscript<Value>(dynamicMember field: WritableKeyPath<Fields, Value>) -> Value {
+        get { storage.fields[keyPath: field] }
+        _modify { yield &fields[keyPath: field] }
     }
 
     /// The current step's deadline; nil in PLATFORM_ARBITRATION and terminal statuses.
@@ -530,42 +472,6 @@ public struct Case: Sendable, Hashable {
     public var pausedReviewRemaining: Millis? {
         get { storage.fields.isReviewPaused ? storage.fields.pausedReviewRemainingIfAny : nil }
         set { fields.setPausedReviewRemaining(newValue) }
-    }
-
-    /// What the consumer asks for (changes when a proposal or offer is accepted).
-    public var type: CaseType {
-        get { storage.fields.type }
-        _modify { yield &fields.type }
-    }
-
-    /// Where the goods are.
-    public var delivery: DeliveryState {
-        get { storage.fields.delivery }
-        _modify { yield &fields.delivery }
-    }
-
-    /// Who pays the return shipping; nil until a return is agreed.
-    public var returnShippingPayer: ShippingPayer? {
-        get { storage.fields.returnShippingPayer }
-        _modify { yield &fields.returnShippingPayer }
-    }
-
-    /// The current step.
-    public var status: CaseStatus {
-        get { storage.fields.status }
-        _modify { yield &fields.status }
-    }
-
-    /// Why the case closed (CLOSED only).
-    public var closeReason: CloseReason? {
-        get { storage.fields.closeReason }
-        _modify { yield &fields.closeReason }
-    }
-
-    /// Why the case was refunded (REFUNDED only).
-    public var refundReason: RefundReason? {
-        get { storage.fields.refundReason }
-        _modify { yield &fields.refundReason }
     }
 
     /// The latest merchant offer, if any.
@@ -638,13 +544,13 @@ public struct Case: Sendable, Hashable {
     }
 
     /// The proposal if it is outstanding.
-    public var pendingProposal: Proposal? { proposal?.state == .pending ? proposal : nil }
+    public var pendingProposal: Proposal? { self.proposal?.state == .pending ? self.proposal : nil }
 
     /// The merchant offer if it awaits the consumer.
     public var pendingOffer: MerchantOffer? { merchantOffer?.state == .pending ? merchantOffer : nil }
 
     /// The key of the one-open-case-per-order-line rule.
-    public var orderLineKey: String { CaseStore.orderLineKey(orderID: orderID, orderLineID: orderLineID) }
+    public var orderLineKey: String { CaseStore.orderLineKey(orderID: self.orderID, orderLineID: self.orderLineID) }
 }
 
 /// A value kept behind one pointer: an immutable box replaced on every write, so copies

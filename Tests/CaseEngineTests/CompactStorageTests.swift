@@ -34,6 +34,12 @@ import Testing
         #expect(evidence == Evidence(kind: .video, tags: [.damage], addedAt: 0))
     }
 
+    @Test func aCaseBoxFitsA288ByteMallocChunk() {
+        // The fields live in one heap object: its 16-byte header + at most 264 bytes of
+        // fields + malloc's 8 = one 288-byte chunk (one more byte of fields costs 320).
+        #expect(MemoryLayout<Case.Fields>.size <= 264, "\(MemoryLayout<Case.Fields>.size) bytes")
+    }
+
     @Test func caseCopiesDoNotAlias() {
         let original = Case(caseID: "AS0000000001", orderID: "o", orderLineID: "", consumerID: "c", merchantID: "m",
                             category: "apparel", reason: "r", type: .refundOnly, delivery: .signed, paidAmount: 5,
