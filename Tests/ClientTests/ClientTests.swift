@@ -128,8 +128,11 @@ struct ClientTests {
             #expect(replay.events.map(\.seq) == Array(1...UInt64(replay.events.count)))
             #expect(replay.lastSeq == UInt64(replay.events.count))
 
-            // Health.
+            // Health, reflection, the slow-call log.
             #expect(try await client.check().status == .serving)
+            #expect(try await client.listServices().services.contains("aftersales.v1.CaseService"))
+            #expect(try await client.getDescriptors().protoDigest == protoSourceDigest)
+            #expect(try await client.slowCalls().thresholdUs == 10_000)
 
             // The daemon saw every method of the contract.
             let stats = try await client.getStats()

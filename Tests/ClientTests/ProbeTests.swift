@@ -52,8 +52,9 @@ struct ProbeTests {
             let snapshot = try runProbe(["snapshot"] + at)
             #expect(snapshot.status == 0 && snapshot.stdout.contains("snapshot at seq"))
 
-            let methods = try runProbe(["methods"])
+            let methods = try runProbe(["methods"] + at)
             #expect(methods.lines.count == Method.allCases.count)
+            #expect(methods.stderr.contains("served by the daemon"), "\(methods.stderr)")
         }
     }
 

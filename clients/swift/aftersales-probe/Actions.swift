@@ -17,8 +17,10 @@ struct Create: AsyncParsableCommand {
     @Option(help: "The category code, e.g. apparel.") var category: String
     @Option(help: "What the consumer asks for (\(enumChoices(Aftersales_V1_CaseType.self))).") var type: CaseTypeArgument = .init(argument: "refund-only")!
     @Option(help: "Where the goods are (\(enumChoices(Aftersales_V1_DeliveryState.self))).") var delivery: DeliveryArgument = .init(argument: "signed")!
-    @Option(help: "What was paid, in minor units (cents).") var paid: Int64
-    @Option(help: "What is asked back, in minor units (default: all of --paid).") var refund: Int64?
+    // Signed amounts take the next word unconditionally: argument-parser would read "-5" as
+    // an option, and the daemon, not the parser, should say why a negative amount is wrong.
+    @Option(parsing: .unconditional, help: "What was paid, in minor units (cents).") var paid: Int64
+    @Option(parsing: .unconditional, help: "What is asked back, in minor units (default: all of --paid).") var refund: Int64?
     @Option(help: "The consumer's reason.") var reason: String = ""
     @Option(help: "Evidence as KIND:TAG[,TAG...][:DESCRIPTION], e.g. photo:defect,damage (repeatable).") var evidence: [EvidenceArgument] = []
     @Option(help: "A logistics anomaly (\(enumChoices(Aftersales_V1_LogisticsAnomaly.self))); repeatable.") var anomaly: [AnomalyArgument] = []
@@ -188,7 +190,7 @@ struct MerchantCommand: AsyncParsableCommand {
         @Argument(help: "The case id.") var caseID: String
         @Option(help: "The case's merchant.") var merchant: String
         @Option(help: "What is offered (refund-only, return-and-refund).") var type: CaseTypeArgument
-        @Option(help: "The refund offered, in minor units.") var refund: Int64
+        @Option(parsing: .unconditional, help: "The refund offered, in minor units.") var refund: Int64
         @Option(help: "Who pays the return shipping (consumer, merchant); for return-and-refund.") var shippingPayer: ShippingPayerArgument?
         @Option(help: "A note.") var note: String = ""
 

@@ -140,3 +140,32 @@ private func pad(_ value: UInt64, _ width: Int) -> String {
     let text = "\(value)"
     return String(repeating: " ", count: max(0, width - text.count)) + text
 }
+
+/// The slow-call log: what it holds, then one call a line, newest first.
+func describe(_ log: Aftersales_V1_SlowCallsResponse) -> String {
+    guard log.thresholdUs > 0 else { return "the slow-call log is off (aftersalesd --slow-call-threshold turns it on)" }
+    let summary = "\(log.calls.count) of the \(log.totalLogged) calls logged since start-up that took at least \(milliseconds(log.thresholdUs)), newest first"
+    guard !log.calls.isEmpty else { return summary }
+    let rows = [["id", "time", "duration", "method", "code", "case", "client", "caller"]] + log.calls.map { call in
+        ["\(call.id)", isoTime(call.atMs), milliseconds(call.durationUs), call.method, call.code.name,
+         call.caseID, call.client, call.caller].map { $0.isEmpty ? "-" : $0 }
+    }
+    return ([summary] + aligned(rows)).joined(separator: "\n")
+}
+
+/// Microseconds as "12.31 ms".
+private func milliseconds(_ us: UInt64) -> String { String(format: "%.2f ms", Double(us) / 1000) }
+
+/// Rows as lines, each column padded to its widest cell.
+private func aligned(_ rows: [[String]]) -> [String] {
+    let widths = rows.reduce(into: [Int]()) { widths, row in
+        for (index, cell) in row.enumerated() {
+            if index < widths.count { widths[index] = max(widths[index], cell.count) } else { widths.append(cell.count) }
+        }
+    }
+    return rows.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+        }.joined()
+    }
+}

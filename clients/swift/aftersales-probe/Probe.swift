@@ -4,6 +4,7 @@ import AfterSalesRPC
 import ArgumentParser
 import Foundation
 import Histogram
+import SwiftProtobuf
 
 /// `aftersales-probe`: the engineer's tool for `aftersalesd`, in the spirit of redis-cli and
 /// grpcurl.
@@ -22,16 +23,24 @@ struct Probe: AsyncParsableCommand {
                        as "CODE: message" (e.g. 15 NOT_FOUND, 16 ALREADY_EXISTS,
                        19 FAILED_PRECONDITION, 20 ABORTED, 21 OUT_OF_RANGE,
                        24 UNAVAILABLE)
-              64       usage error (bad flag, unknown method, JSON that does not parse)
+              64       usage error (bad flag, unknown command or method, JSON that
+                       does not parse)
               69       no answer from the daemon within --timeout (EX_UNAVAILABLE)
+
+            Shell completion: aftersales-probe --generate-completion-script bash|zsh|fish.
             """,
+        version: version,
         subcommands: [
             Ping.self, Get.self, List.self, History.self,
             Create.self, Evidence.self, Logistics.self, Evaluate.self,
             ProposalCommand.self, MerchantCommand.self, OfferCommand.self,
             Escalate.self, Resolve.self, ReturnCommand.self, Cancel.self,
-            Call.self, Methods.self, Watch.self, Stats.self, Health.self, Snapshot.self,
+            Call.self, Methods.self, DescribeCommand.self, Watch.self, Stats.self, Slowlog.self,
+            Health.self, Snapshot.self, Repl.self,
         ])
+
+    /// What --version prints, in the daemon's style ("aftersalesd 0.1.0").
+    static let version = "aftersales-probe \(aftersalesRelease)"
 
     /// The exit code for a failed call: 69 when the daemon never answered, else 10 + code.
     static func exitCode(for error: RPCError) -> Int32 {
@@ -41,14 +50,26 @@ struct Probe: AsyncParsableCommand {
 
     static func main() async {
         do {
-            var command = try parseAsRoot(GlobalOptions.movedAfterSubcommand(Array(CommandLine.arguments.dropFirst())))
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
+            try await execute(Array(CommandLine.arguments.dropFirst()))
         } catch {
             exit(withError: error)
+        }
+    }
+
+    /// Parses `arguments` (global options may come before the subcommand) and runs the
+    /// command they name; a mistyped subcommand is a usage error that suggests the
+    /// nearest names.
+    static func execute(_ arguments: [String]) async throws {
+        let arguments = GlobalOptions.movedAfterSubcommand(arguments)
+        if let unknown = unknownSubcommand(in: arguments) {
+            let kind = (unknown.group + ["command"]).joined(separator: " ")
+            throw ValidationError(unknownNameMessage(kind, unknown.word, choices: unknown.choices))
+        }
+        var command = try parseAsRoot(arguments)
+        if var asyncCommand = command as? AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
         }
     }
 }
@@ -56,22 +77,34 @@ struct Probe: AsyncParsableCommand {
 // MARK: liveness and figures
 
 struct Ping: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Round-trip times: min/p50/p99/max, like redis-cli --latency.")
+    static let configuration = CommandConfiguration(
+        abstract: "Round-trip times: min/p50/p99/max; --latency for a rolling view like redis-cli --latency.")
     @OptionGroup var global: GlobalOptions
-    @Option(help: "How many pings.") var count: Int = 5
-    @Option(help: "Milliseconds between pings.") var interval: Int = 100
+    @Flag(help: "Ping until Ctrl-C (or --count): min, max and average in ms, refreshed in place on a terminal, a line a second otherwise.")
+    var latency = false
+    // Signed numbers take the next word unconditionally, so that `--count -1` gets the
+    // rule below instead of "missing value" (argument-parser reads -1 as an option).
+    @Option(parsing: .unconditional, help: "How many pings (default 5; with --latency, until Ctrl-C).") var count: Int?
+    @Option(parsing: .unconditional, help: "Milliseconds between pings (default 100; 10 with --latency, as redis-cli).") var interval: Int?
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1") }
-        guard interval >= 0 else { throw ValidationError("--interval must not be negative") }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if let interval, interval < 0 { throw ValidationError("--interval must not be negative") }
     }
 
     func run() async throws {
+        if latency {
+            try await global.run { client in
+                try await monitorLatency(client, count: count, interval: .milliseconds(interval ?? 10), json: global.json)
+            }
+            return
+        }
+        let (pings, gapMs) = (count ?? 5, interval ?? 100)
         try await global.run { client in
             var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
             var version = ""
-            for index in 0..<count {
-                if index > 0, interval > 0 { try? await Task.sleep(for: .milliseconds(interval)) }
+            for index in 0..<pings {
+                if index > 0, gapMs > 0 { try? await Task.sleep(for: .milliseconds(gapMs)) }
                 let start = ContinuousClock.now
                 var request = Aftersales_V1_PingRequest()
                 request.payload = Data("probe \(index)".utf8)
@@ -84,19 +117,37 @@ struct Ping: AsyncParsableCommand {
             func ms(_ us: UInt64) -> String { String(format: "%.3f", Double(us) / 1000) }
             let (lo, p50, p99, hi) = (histogram.min, histogram.valueAtPercentile(50), histogram.valueAtPercentile(99), histogram.max)
             if global.json {
-                print(#"{"endpoint":"\#(global.endpoint)","count":\#(count),"minMs":\#(ms(lo)),"p50Ms":\#(ms(p50)),"p99Ms":\#(ms(p99)),"maxMs":\#(ms(hi)),"version":"\#(version)"}"#)
+                print(#"{"endpoint":"\#(global.endpoint)","count":\#(pings),"minMs":\#(ms(lo)),"p50Ms":\#(ms(p50)),"p99Ms":\#(ms(p99)),"maxMs":\#(ms(hi)),"version":"\#(version)"}"#)
             } else {
-                print("\(global.endpoint): \(count) replies  min \(ms(lo)) ms  p50 \(ms(p50)) ms  p99 \(ms(p99)) ms  max \(ms(hi)) ms  (\(version))")
+                print("\(global.endpoint): \(pings) replies  min \(ms(lo)) ms  p50 \(ms(p50)) ms  p99 \(ms(p99)) ms  max \(ms(hi)) ms  (\(version))")
             }
         }
     }
 }
 
 struct Stats: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The daemon's figures as a table.")
+    static let configuration = CommandConfiguration(
+        abstract: "The daemon's figures as a table; with --interval, a line per interval like redis-cli --stat.")
     @OptionGroup var global: GlobalOptions
+    @Option(help: "Print a line of figures (calls/s and errors/s from the change in the call counts) every interval, e.g. 1s or 500ms, until Ctrl-C or --count.")
+    var interval: String?
+    @Option(parsing: .unconditional, help: "With --interval: stop after this many lines.") var count: Int?
+
+    func validate() throws {
+        if let interval, (DurationText.milliseconds(interval) ?? 0) <= 0 {
+            throw ValidationError("--interval '\(interval)' is not a positive duration like 500ms or 1s")
+        }
+        if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if count != nil, interval == nil { throw ValidationError("--count needs --interval (the rolling view)") }
+    }
 
     func run() async throws {
+        if let interval, let ms = DurationText.milliseconds(interval) {
+            try await global.run { client in
+                try await monitorStats(client, count: count, interval: .milliseconds(ms), json: global.json)
+            }
+            return
+        }
         try await global.run { client in
             let stats = try await client.getStats()
             try global.emit(stats) { describe(stats) }
@@ -158,7 +209,7 @@ struct History: AsyncParsableCommand {
         try await global.run { client in
             let response = try await client.getCase(.with { $0.caseID = caseID })
             if global.json {
-                for entry in response.case.history { print(try entry.jsonString()) }
+                for entry in response.case.history { print(try global.jsonText(entry)) }
             } else {
                 print(response.case.history.map(describe).joined(separator: "\n"))
             }
@@ -172,7 +223,7 @@ struct List: AsyncParsableCommand {
     @Option(help: "Only this status (\(enumChoices(Aftersales_V1_CaseStatus.self))).") var status: CaseStatusArgument?
     @Option(help: "Only this merchant.") var merchant: String?
     @Option(help: "Only this consumer.") var consumer: String?
-    @Option(help: "At most this many cases.") var limit: Int = 50
+    @Option(parsing: .unconditional, help: "At most this many cases.") var limit: Int = 50
 
     func validate() throws { guard limit >= 1 else { throw ValidationError("--limit must be at least 1") } }
 
@@ -193,7 +244,7 @@ struct List: AsyncParsableCommand {
                 var response = Aftersales_V1_ListCasesResponse()
                 response.cases = cases
                 response.nextPageToken = request.pageToken
-                print(try response.jsonString())
+                print(try global.jsonText(response))
             } else if cases.isEmpty {
                 print("no cases")
             } else {
@@ -208,54 +259,76 @@ struct List: AsyncParsableCommand {
 struct Call: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Call any method with a JSON request; prints the JSON answer.",
-        discussion: "METHOD is a short (CreateCase) or full (aftersales.v1.CaseService/CreateCase) name; JSON uses protobuf's JSON mapping; '-' reads it from stdin.")
+        discussion: """
+            METHOD is a short (CreateCase) or full (aftersales.v1.CaseService/CreateCase) name; JSON uses \
+            protobuf's JSON mapping; '-' reads it from stdin. --template prints a request to fill in \
+            (`aftersales-probe describe METHOD` says what each field means).
+            """)
     @OptionGroup var global: GlobalOptions
     @OptionGroup var step: StepOptions
     @Argument(help: "The method, e.g. GetCase.") var method: String
-    @Argument(help: "The request as JSON (default {}).") var request: String = "{}"
+    @Argument(help: "The request as JSON (default {}).") var request: String?
+    @Flag(help: "Print a JSON skeleton of the request instead of calling, like grpcurl's -msg-template.") var template = false
 
     func run() async throws {
         guard let resolved = Method.named(method) else {
-            throw ValidationError("unknown method '\(method)'; `aftersales-probe methods` lists them")
+            throw ValidationError(unknownNameMessage("method", method, choices: Method.allCases.map { String($0.methodName) })
+                                  + " (`aftersales-probe methods` lists them)")
         }
-        var text = request
-        if text == "-" { text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-        let payload: [UInt8]
-        do {
-            let message = try resolved.requestType.init(jsonString: text)
-            payload = try message.serializedBytes()
-        } catch {
-            throw ValidationError("the JSON is not a valid \(resolved.requestType.protoMessageName): \(error)")
+        if template {
+            guard request == nil else { throw ValidationError("--template prints a request to fill in; give it no JSON") }
+            let skeleton = ContractDescriptors.compiledIn.template(for: resolved.requestType.protoMessageName)
+            print(skeleton.text(pretty: !global.json))
+            return
         }
+        let payload = try requestPayload(for: resolved)
         try await global.run { client in
             let bytes = try await client.call(method: resolved, payload: payload, options: step.callOptions)
             let response = try resolved.responseType.init(serializedBytes: bytes)
-            let json = try response.jsonString()
-            print(global.json ? json : prettyJSON(json))
+            print(try global.jsonText(response, pretty: !global.json))
         }
     }
-}
 
-/// Indented JSON for people (falls back to the compact form).
-func prettyJSON(_ json: String) -> String {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)),
-          let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-    else { return json }
-    return String(decoding: data, as: UTF8.self)
-}
-
-struct Methods: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every method of the contract, with its request and response types.")
-    @OptionGroup var global: GlobalOptions
-
-    func run() throws {
-        for method in Method.allCases {
-            if global.json {
-                print(#"{"method":"\#(method.fullName)","request":"\#(method.requestType.protoMessageName)","response":"\#(method.responseType.protoMessageName)","mutating":\#(method.isMutating)}"#)
-            } else {
-                let name = method.fullName.padding(toLength: 52, withPad: " ", startingAt: 0)
-                print("\(name)\(method.requestType.protoMessageName) → \(method.responseType.protoMessageName)\(method.isMutating ? "  (mutating)" : "")")
+    /// The request, from JSON to protobuf bytes. JSON that does not parse is a usage error
+    /// pointing at the line and column; JSON the request type does not take names the member.
+    private func requestPayload(for method: Method) throws -> [UInt8] {
+        var text = request ?? "{}"
+        if text == "-" { text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+        let name = method.requestType.protoMessageName
+        let parsed: JSONValue
+        do {
+            parsed = try JSONValue(parsing: text)
+        } catch {
+            printError("the JSON does not parse: \(error)")
+            throw ExitCode.validationFailure
+        }
+        guard case .object = parsed else {
+            printError("the JSON is not a valid \(name): a request is a JSON object, {...}")
+            throw ExitCode.validationFailure
+        }
+        do {
+            return try method.requestType.init(jsonString: text).serializedBytes()
+        } catch {
+            // SwiftProtobuf does not say where; decoding the members one at a time does.
+            let member = parsed.members.first {
+                (try? method.requestType.init(jsonString: JSONValue.object([$0]).text())) == nil
             }
+            printError("the JSON is not a valid \(name)\(member.map { " (member \"\($0.key)\")" } ?? ""): \(explain(error))")
+            throw ExitCode.validationFailure
+        }
+    }
+
+    /// SwiftProtobuf's JSON decoding errors in words.
+    private func explain(_ error: Error) -> String {
+        switch error as? JSONDecodingError {
+        case .unknownField(let field)?:
+            "no field \"\(field)\" (`aftersales-probe describe \(method)` lists the fields)"
+        case .unrecognizedEnumValue?: "not a value of the field's enum"
+        case .schemaMismatch?, .malformedString?, .malformedBool?, .malformedNumber?, .malformedMap?:
+            "a value of the wrong type for the field"
+        case .numberRange?: "a number out of the field's range (or not a whole number)"
+        case .conflictingOneOf?: "two fields of the same oneof"
+        default: "\(error)"
         }
     }
 }
@@ -268,7 +341,7 @@ struct Watch: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Topic prefixes, e.g. proposal. or case.created (none = all).") var topics: [String] = []
     @Option(help: "Start at this sequence number (earlier ones are replayed first).") var from: UInt64?
-    @Option(help: "Stop after this many announcements.") var count: Int?
+    @Option(parsing: .unconditional, help: "Stop after this many announcements.") var count: Int?
 
     func run() async throws {
         try await global.run { client in
@@ -279,7 +352,7 @@ struct Watch: AsyncParsableCommand {
             for try await item in subscriber {
                 switch item {
                 case .announcement(let event):
-                    print(global.json ? try event.jsonString() : describe(event))
+                    print(global.json ? try global.jsonText(event) : describe(event))
                     fflush(nil)  // a line as it happens, also into a pipe
                     seen += 1
                     if let count, seen >= count { return }

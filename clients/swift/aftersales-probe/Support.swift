@@ -16,17 +16,25 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "How long to wait for each answer, e.g. 500ms, 2s.")
     var timeout: String = "2s"
 
-    @Option(help: "How many times a call is tried before giving up (mutating calls are resent with the same idempotency key).")
+    @Option(parsing: .unconditional, help: "How many times a call is tried before giving up (mutating calls are resent with the same idempotency key).")
     var attempts: Int = 1
 
     @Flag(help: "Print the answer as JSON (protobuf's JSON mapping), one object per line.")
     var json = false
 
-    @Option(help: "CURVE: the daemon's public key file (env AFTERSALES_SERVER_KEY); with --key.")
-    var serverKey: String? = ProcessInfo.processInfo.environment["AFTERSALES_SERVER_KEY"]
+    @Flag(help: "With --json, and in call's answers: also print the fields at their default values (\"\", 0, false, [], the enum's zero value), as protobuf's always_print_fields_with_no_presence does.")
+    var emitDefaults = false
 
-    @Option(help: "CURVE: this client's secret key file, mode 0600 (env AFTERSALES_KEY); its public key must be in the daemon's clients file.")
-    var key: String? = ProcessInfo.processInfo.environment["AFTERSALES_KEY"]
+    @Option(name: .customLong("server-key"), help: ArgumentHelp("CURVE: the daemon's public key file (env AFTERSALES_SERVER_KEY); with --key.", valueName: "server-key"))
+    var serverKeyOption: String?
+
+    @Option(name: .customLong("key"), help: ArgumentHelp("CURVE: this client's secret key file, mode 0600 (env AFTERSALES_KEY); its public key must be in the daemon's clients file.", valueName: "key"))
+    var keyOption: String?
+
+    /// --server-key, else AFTERSALES_SERVER_KEY.
+    var serverKey: String? { serverKeyOption ?? ProcessInfo.processInfo.environment["AFTERSALES_SERVER_KEY"] }
+    /// --key, else AFTERSALES_KEY.
+    var key: String? { keyOption ?? ProcessInfo.processInfo.environment["AFTERSALES_KEY"] }
 
     mutating func validate() throws {
         guard let ms = DurationText.milliseconds(timeout), ms > 0 else {
@@ -52,7 +60,7 @@ struct GlobalOptions: ParsableArguments {
     /// as redis-cli and grpcurl take them), moved after it, where the parser reads them.
     static func movedAfterSubcommand(_ arguments: [String]) -> [String] {
         let takesValue: Set<String> = ["--endpoint", "--events-endpoint", "--timeout", "--attempts", "--server-key", "--key"]
-        let flags: Set<String> = ["--json"]
+        let flags: Set<String> = ["--json", "--emit-defaults"]
         var leading: [String] = []
         var index = arguments.startIndex
         while index < arguments.endIndex {
@@ -92,13 +100,18 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` with a client, closed afterwards; errors are the caller's to handle.
+    func withClient<T>(_ body: (AfterSalesClient) async throws -> T) async throws -> T {
+        let client = try makeClient()
+        defer { client.close() }
+        return try await body(client)
+    }
+
     /// Runs `body` with a client; an `RPCError` is printed as "CODE: message" on stderr and
     /// becomes the process's exit code (see `Probe.exitCode(for:)`).
     func run<T>(_ body: (AfterSalesClient) async throws -> T) async throws -> T {
-        let client = try makeClient()
-        defer { client.close() }
         do {
-            return try await body(client)
+            return try await withClient(body)
         } catch let error as RPCError {
             printError(error.description)
             throw ExitCode(Probe.exitCode(for: error))
@@ -108,10 +121,22 @@ struct GlobalOptions: ParsableArguments {
     /// Prints `message` as JSON or, for people, as `human` describes it.
     func emit(_ message: some SwiftProtobuf.Message, _ human: () -> String) throws {
         if json {
-            print(try message.jsonString())
+            print(try jsonText(message))
         } else {
             print(human())
         }
+    }
+
+    /// `message` in protobuf's JSON mapping, with its default-valued fields under
+    /// --emit-defaults; one line, or indented (in field order) for people.
+    func jsonText(_ message: some SwiftProtobuf.Message, pretty: Bool = false) throws -> String {
+        let compact = try message.jsonString()
+        guard emitDefaults || pretty else { return compact }
+        var value = try JSONValue(parsing: compact)
+        if emitDefaults {
+            value = ContractDescriptors.compiledIn.addingDefaults(to: value, messageName: type(of: message).protoMessageName)
+        }
+        return value.text(pretty: pretty)
     }
 }
 

@@ -17,7 +17,7 @@ import ZeroMQ
 /// The after-sales daemon: bind, recover (answering NOT_SERVING meanwhile), serve until stopped.
 public final class Daemon: @unchecked Sendable {
     /// The daemon's version, reported by Ping and GetStats.
-    public static let version = "aftersalesd 0.1.0"
+    public static let version = "aftersalesd \(aftersalesRelease)"
 
     public let config: DaemonConfig
     private let clock: any DaemonClock
