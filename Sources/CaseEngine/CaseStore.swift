@@ -32,8 +32,11 @@ public struct CaseStore: Sendable {
 
     /// Every case by id, open and terminal (for persistence: iterate this).
     public private(set) var cases: TreeDictionary<String, Case> = [:]
-    /// The number the next created case gets (persist it with the cases).
+    /// The number the next created case gets (persist it with the cases); local to the
+    /// store's shard, see `CaseNumbering`.
     public private(set) var nextCaseNumber: UInt64 = 1
+    /// How the store's case numbers become case ids (which shard of how many).
+    public let numbering: CaseNumbering
 
     // Secondary indexes hold case numbers (see CaseIndexes.swift). Merchants' and
     // consumers' lists only grow (a case never changes hands and is never deleted) and
@@ -47,18 +50,20 @@ public struct CaseStore: Sendable {
     /// Deadlines of restored cases, gathered by `restore` and queued by `finishRestoring`.
     private var restoredDeadlines: [ScheduledDeadline] = []
 
-    /// An empty store.
-    public init(config: EngineConfig = EngineConfig()) {
+    /// An empty store (of shard `numbering.shard` when the cases are sharded).
+    public init(config: EngineConfig = EngineConfig(), numbering: CaseNumbering = .single) {
         self.config = config
+        self.numbering = numbering
         machine = CaseMachine(config: config)
     }
 
     /// Rebuilds a store from persisted cases, rebuilding every index and the deadline
     /// queue. `nextCaseNumber` is raised past the highest restored id if needed. Every id
     /// must be one the store made ("AS" + 10 digits).
-    public init<S: Sequence>(config: EngineConfig = EngineConfig(), restoring restored: S, nextCaseNumber: UInt64)
+    public init<S: Sequence>(config: EngineConfig = EngineConfig(), numbering: CaseNumbering = .single,
+                             restoring restored: S, nextCaseNumber: UInt64)
     where S.Element == Case {
-        self.init(config: config)
+        self.init(config: config, numbering: numbering)
         for item in restored { restore(item) }
         finishRestoring(nextCaseNumber: nextCaseNumber)
     }
@@ -68,7 +73,7 @@ public struct CaseStore: Sendable {
     /// that stream cases in from another module without paying for generic dispatch.
     public mutating func restore(_ item: Case) {
         cases[item.caseID] = item
-        index(item, number: Self.indexNumber(of: item.caseID), replacing: nil)
+        index(item, number: indexNumber(of: item.caseID), replacing: nil)
         if let deadline = item.deadline {
             restoredDeadlines.append(ScheduledDeadline(dueAt: deadline.dueAt, caseID: item.caseID, kind: deadline.kind))
         }
@@ -100,9 +105,9 @@ public struct CaseStore: Sendable {
     /// together; on failure (a thrown `CaseError`) nothing changes at all.
     public mutating func apply(_ request: Request, now: Millis) throws(CaseError) -> Outcome {
         if case .create = request.command {
-            let outcome = try machine.create(request, caseID: Self.caseID(number: nextCaseNumber), now: now)
+            let outcome = try machine.create(request, caseID: numbering.caseID(local: nextCaseNumber), now: now)
             let created = outcome.case
-            if let existing = openCaseByOrderLine[created.orderLineKey].map(Self.caseID(number:)) {
+            if let existing = openCaseByOrderLine[created.orderLineKey].map(numbering.caseID(local:)) {
                 throw .alreadyExists(
                     "case \(existing) is already open for order_id '\(created.orderID)' order_line_id '\(created.orderLineID)'; act on it or wait until it ends")
             }
@@ -177,19 +182,19 @@ public struct CaseStore: Sendable {
 
     /// The open case on this order line, if any.
     public func openCaseID(orderID: String, orderLineID: String) -> String? {
-        openCaseByOrderLine[Self.orderLineKey(orderID: orderID, orderLineID: orderLineID)].map(Self.caseID(number:))
+        openCaseByOrderLine[Self.orderLineKey(orderID: orderID, orderLineID: orderLineID)].map(numbering.caseID(local:))
     }
 
     /// Ids of the cases in `status`, in case id order.
     public func caseIDs(in status: CaseStatus) -> [String] {
-        numbersByStatus[status].members.map(Self.caseID(number:))
+        numbersByStatus[status].members.map(numbering.caseID(local:))
     }
 
     /// Ids of the merchant's cases, in case id order.
-    public func caseIDs(merchantID: String) -> [String] { (numbersByMerchant[merchantID] ?? []).map(Self.caseID(number:)) }
+    public func caseIDs(merchantID: String) -> [String] { (numbersByMerchant[merchantID] ?? []).map(numbering.caseID(local:)) }
 
     /// Ids of the consumer's cases, in case id order.
-    public func caseIDs(consumerID: String) -> [String] { (numbersByConsumer[consumerID] ?? []).map(Self.caseID(number:)) }
+    public func caseIDs(consumerID: String) -> [String] { (numbersByConsumer[consumerID] ?? []).map(numbering.caseID(local:)) }
 
     /// Every queued deadline entry, live or stale, unordered (for checks and stats).
     public var queuedDeadlines: [ScheduledDeadline] { deadlines.unorderedEntries }
@@ -231,11 +236,11 @@ public struct CaseStore: Sendable {
 
         // Walk the smallest index in ascending number (= id) order from just past
         // `after`; an `after` that is not a store-made id is compared as a string.
-        let afterNumber = after.flatMap(Self.caseNumber(of:))
+        let afterNumber = after.flatMap(numbering.localNumber(of:))
         let firstNumber = afterNumber.map { $0 + 1 } ?? 0
         var found: [Case] = []
         func visit(_ number: UInt64) -> Bool {
-            if let subject = cases[Self.caseID(number: number)], matches(subject),
+            if let subject = cases[numbering.caseID(local: number)], matches(subject),
                afterNumber != nil || after.map({ subject.caseID > $0 }) ?? true {
                 found.append(subject)
             }
@@ -251,10 +256,10 @@ public struct CaseStore: Sendable {
             numbersByStatus[status].forEach(from: firstNumber, visit)
         } else if let smallestList {
             for number in smallestList[smallestList.firstIndex(atLeast: firstNumber)...] where !visit(number) { break }
-        } else if after == nil || Self.caseNumber(of: after!) != nil {
-            var number = after.flatMap(Self.caseNumber(of:)).map { $0 + 1 } ?? 1
+        } else if after == nil || numbering.localNumber(of: after!) != nil {
+            var number = after.flatMap(numbering.localNumber(of:)).map { $0 + 1 } ?? 1
             while found.count <= limit, number < nextCaseNumber {
-                if let subject = cases[Self.caseID(number: number)] { found.append(subject) }
+                if let subject = cases[numbering.caseID(local: number)] { found.append(subject) }
                 number += 1
             }
         } else {
@@ -302,7 +307,7 @@ public struct CaseStore: Sendable {
     /// Stores `updated` and brings the indexes and the deadline queue in step with it.
     private mutating func commit(_ updated: Case, replacing previous: Case?) {
         cases[updated.caseID] = updated
-        index(updated, number: Self.indexNumber(of: updated.caseID), replacing: previous)
+        index(updated, number: indexNumber(of: updated.caseID), replacing: previous)
         if updated.deadline != previous?.deadline, let deadline = updated.deadline {
             deadlines.schedule(ScheduledDeadline(dueAt: deadline.dueAt, caseID: updated.caseID, kind: deadline.kind))
         }
@@ -337,9 +342,9 @@ public struct CaseStore: Sendable {
 
     /// The number of a case id the store made; any other id is a broken invariant (ids
     /// come only from `caseID(number:)`, and restored ones were made the same way).
-    private static func indexNumber(of caseID: String) -> UInt64 {
-        guard let number = caseNumber(of: caseID) else {
-            preconditionFailure("case id '\(caseID)' was not made by CaseStore.caseID(number:)")
+    private func indexNumber(of caseID: String) -> UInt64 {
+        guard let number = numbering.localNumber(of: caseID) else {
+            preconditionFailure("case id '\(caseID)' was not made by this store's numbering (\(numbering))")
         }
         return number
     }
@@ -365,4 +370,40 @@ extension CaseStore: Equatable {
             && lhs.liveDeadlineCount == rhs.liveDeadlineCount
             && lhs.queuedDeadlines.filter(lhs.isLive).sorted() == rhs.queuedDeadlines.filter(rhs.isLive).sorted()
     }
+}
+
+/// Which ids a store hands out. A daemon on its own is one shard of one (ids "AS" + the
+/// case number); in a cluster of S shards, shard k's n-th case is number n × S + k, so
+/// the id alone says which shard holds the case (number mod S) and ids stay in the same
+/// "AS" + 10 digits form, unique across the cluster.
+public struct CaseNumbering: Sendable, Hashable, CustomStringConvertible {
+    /// This store's shard, 0..<shardCount.
+    public let shard: UInt64
+    /// The shards of the cluster (1 for a daemon on its own).
+    public let shardCount: UInt64
+
+    /// A daemon on its own: ids are "AS" + the case number.
+    public static let single = CaseNumbering(shard: 0, shardCount: 1)
+
+    /// Shard `shard` of `shardCount`.
+    public init(shard: UInt64, shardCount: UInt64) {
+        precondition(shardCount >= 1 && shard < shardCount, "shard \(shard) of \(shardCount)")
+        (self.shard, self.shardCount) = (shard, shardCount)
+    }
+
+    /// The id of this shard's `local`-th case.
+    public func caseID(local: UInt64) -> String { CaseStore.caseID(number: local * shardCount + shard) }
+
+    /// This shard's number for `caseID`, or nil for an id it did not (or could not) make.
+    public func localNumber(of caseID: String) -> UInt64? {
+        guard let number = CaseStore.caseNumber(of: caseID), number % shardCount == shard else { return nil }
+        return number / shardCount
+    }
+
+    /// The shard that holds `caseID` in a cluster of `shardCount` shards; nil for an id no store made.
+    public static func shard(of caseID: String, shardCount: UInt64) -> UInt64? {
+        CaseStore.caseNumber(of: caseID).map { $0 % shardCount }
+    }
+
+    public var description: String { "shard \(shard) of \(shardCount)" }
 }
