@@ -23,6 +23,31 @@ import Testing
         #expect(store.count == 51)
     }
 
+    @Test func aShardHandsOutIdsThatNameItAndListsThemInOrder() throws {
+        let numbering = CaseNumbering(shard: 3, shardCount: 8)
+        var store = CaseStore(numbering: numbering)
+        for line in 0..<20 {
+            var new = Fixture.newCase(line: "\(line)")
+            new.merchantID = line % 2 == 0 ? "m-even" : "m-odd"
+            _ = try store.apply(Fixture.create(new), now: Fixture.t0)
+        }
+        let ids = store.list(limit: 100).cases.map(\.caseID)
+        #expect(ids.first == "AS0000000011" && ids.count == 20, "the first case of shard 3 of 8 is number 1 × 8 + 3")
+        #expect(ids == ids.sorted())
+        #expect(ids.allSatisfy { CaseNumbering.shard(of: $0, shardCount: 8) == 3 })
+        #expect(numbering.localNumber(of: "AS0000000012") == nil, "an id of shard 4 is not this shard's")
+        let page = store.list(merchantID: "m-odd", after: ids[4], limit: 3)
+        #expect(page.cases.map(\.caseID) == [ids[5], ids[7], ids[9]])
+        #expect(store.list(status: .awaitingMerchantReview, limit: 100).cases.count == 20)
+
+        let restored = CaseStore(numbering: numbering, restoring: store.cases.values, nextCaseNumber: store.nextCaseNumber)
+        #expect(restored.list(merchantID: "m-even", limit: 100).cases.map(\.caseID) == store.list(merchantID: "m-even", limit: 100).cases.map(\.caseID))
+        var grown = restored
+        let next = try grown.apply(Fixture.create(Fixture.newCase(line: "after-restore")), now: Fixture.t0)
+        #expect(next.case.caseID == numbering.caseID(local: 21))
+        #expect(grown.nextDeadline == Fixture.t0 + 48 * TimeSpan.hour)
+    }
+
     @Test func listFiltersAndPagesInCaseIDOrder() throws {
         var store = CaseStore()
         for index in 0..<30 {
