@@ -41,6 +41,15 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // PostgreSQL for cluster mode (journal, snapshots, shard ownership): libpq through a
+        // system library, and a small synchronous Swift layer over it.
+        .systemLibrary(
+            name: "CLibPQ",
+            path: "Sources/CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
         .target(
             name: "AfterSalesProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -128,6 +137,7 @@ let package = Package(
             path: "Tests/AfterSalesTestSupport"
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "AfterSalesTestSupport"]),
         .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine", "AfterSalesTestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
