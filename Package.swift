@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "AfterSalesDaemon",
             dependencies: [
-                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ", "CSodium",
+                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ", "CSodium", "Postgres",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -138,6 +138,11 @@ let package = Package(
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "AfterSalesTestSupport"]),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["AfterSalesDaemon", "AfterSalesProto", "AfterSalesRPC", "AfterSalesTestSupport", "Postgres",
+                           .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine", "AfterSalesTestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

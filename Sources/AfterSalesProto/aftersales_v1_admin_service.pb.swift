@@ -78,6 +78,85 @@ public nonisolated struct Aftersales_V1_GetDescriptorsResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Aftersales_V1_GetClusterMapRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aftersales_V1_ShardOwner: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shard: UInt32 = 0
+
+  /// The owning member's id; empty while the shard has no live owner.
+  public var member: String = String()
+
+  public var rpcEndpoint: String = String()
+
+  public var pubEndpoint: String = String()
+
+  /// Raised by each new owner: the fencing token every journal write of the shard checks.
+  public var epoch: UInt64 = 0
+
+  /// When the owner's lease ends unless renewed (PostgreSQL's clock), ms since the epoch.
+  public var leaseExpiresMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aftersales_V1_ClusterMember: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var member: String = String()
+
+  public var rpcEndpoint: String = String()
+
+  public var pubEndpoint: String = String()
+
+  /// When its membership lease ends unless renewed, ms since the epoch.
+  public var leaseExpiresMs: Int64 = 0
+
+  /// Shards it owns now.
+  public var shards: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Aftersales_V1_GetClusterMapResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1 for a daemon on its own.
+  public var shardCount: UInt32 = 0
+
+  /// Every shard, in shard order.
+  public var shards: [Aftersales_V1_ShardOwner] = []
+
+  /// The live members.
+  public var members: [Aftersales_V1_ClusterMember] = []
+
+  /// The member that answered.
+  public var answeredBy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Aftersales_V1_SlowCallsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -477,6 +556,10 @@ public nonisolated struct Aftersales_V1_ReplayEventsRequest: Sendable {
   /// At most this many; 0 = 1000; at most 10000.
   public var maxEvents: UInt32 = 0
 
+  /// Cluster mode: whose stream (each shard numbers its announcements); served by the
+  /// shard's owner, others answer UNAVAILABLE with a redirect. 0 on a daemon on its own.
+  public var shard: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -607,6 +690,175 @@ nonisolated extension Aftersales_V1_GetDescriptorsResponse: SwiftProtobuf.Messag
   public static func ==(lhs: Aftersales_V1_GetDescriptorsResponse, rhs: Aftersales_V1_GetDescriptorsResponse) -> Bool {
     if lhs.fileDescriptorSet != rhs.fileDescriptorSet {return false}
     if lhs.protoDigest != rhs.protoDigest {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_V1_GetClusterMapRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetClusterMapRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_V1_GetClusterMapRequest, rhs: Aftersales_V1_GetClusterMapRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_V1_ShardOwner: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShardOwner"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{1}member\0\u{3}rpc_endpoint\0\u{3}pub_endpoint\0\u{1}epoch\0\u{3}lease_expires_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.shard) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.member) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.rpcEndpoint) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.pubEndpoint) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.leaseExpiresMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.shard != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shard, fieldNumber: 1)
+    }
+    if !self.member.isEmpty {
+      try visitor.visitSingularStringField(value: self.member, fieldNumber: 2)
+    }
+    if !self.rpcEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.rpcEndpoint, fieldNumber: 3)
+    }
+    if !self.pubEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.pubEndpoint, fieldNumber: 4)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 5)
+    }
+    if self.leaseExpiresMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaseExpiresMs, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_V1_ShardOwner, rhs: Aftersales_V1_ShardOwner) -> Bool {
+    if lhs.shard != rhs.shard {return false}
+    if lhs.member != rhs.member {return false}
+    if lhs.rpcEndpoint != rhs.rpcEndpoint {return false}
+    if lhs.pubEndpoint != rhs.pubEndpoint {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.leaseExpiresMs != rhs.leaseExpiresMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_V1_ClusterMember: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClusterMember"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}member\0\u{3}rpc_endpoint\0\u{3}pub_endpoint\0\u{3}lease_expires_ms\0\u{1}shards\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.member) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.rpcEndpoint) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.pubEndpoint) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.leaseExpiresMs) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.shards) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.member.isEmpty {
+      try visitor.visitSingularStringField(value: self.member, fieldNumber: 1)
+    }
+    if !self.rpcEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.rpcEndpoint, fieldNumber: 2)
+    }
+    if !self.pubEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.pubEndpoint, fieldNumber: 3)
+    }
+    if self.leaseExpiresMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.leaseExpiresMs, fieldNumber: 4)
+    }
+    if self.shards != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shards, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_V1_ClusterMember, rhs: Aftersales_V1_ClusterMember) -> Bool {
+    if lhs.member != rhs.member {return false}
+    if lhs.rpcEndpoint != rhs.rpcEndpoint {return false}
+    if lhs.pubEndpoint != rhs.pubEndpoint {return false}
+    if lhs.leaseExpiresMs != rhs.leaseExpiresMs {return false}
+    if lhs.shards != rhs.shards {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_V1_GetClusterMapResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetClusterMapResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}shard_count\0\u{1}shards\0\u{1}members\0\u{3}answered_by\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.shardCount) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.shards) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.answeredBy) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.shardCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shardCount, fieldNumber: 1)
+    }
+    if !self.shards.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.shards, fieldNumber: 2)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.members, fieldNumber: 3)
+    }
+    if !self.answeredBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.answeredBy, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_V1_GetClusterMapResponse, rhs: Aftersales_V1_GetClusterMapResponse) -> Bool {
+    if lhs.shardCount != rhs.shardCount {return false}
+    if lhs.shards != rhs.shards {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.answeredBy != rhs.answeredBy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1279,7 +1531,7 @@ nonisolated extension Aftersales_V1_TakeSnapshotResponse: SwiftProtobuf.Message,
 
 nonisolated extension Aftersales_V1_ReplayEventsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReplayEventsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_seq\0\u{3}max_events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_seq\0\u{3}max_events\0\u{1}shard\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1289,6 +1541,7 @@ nonisolated extension Aftersales_V1_ReplayEventsRequest: SwiftProtobuf.Message, 
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.fromSeq) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxEvents) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.shard) }()
       default: break
       }
     }
@@ -1301,12 +1554,16 @@ nonisolated extension Aftersales_V1_ReplayEventsRequest: SwiftProtobuf.Message, 
     if self.maxEvents != 0 {
       try visitor.visitSingularUInt32Field(value: self.maxEvents, fieldNumber: 2)
     }
+    if self.shard != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shard, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Aftersales_V1_ReplayEventsRequest, rhs: Aftersales_V1_ReplayEventsRequest) -> Bool {
     if lhs.fromSeq != rhs.fromSeq {return false}
     if lhs.maxEvents != rhs.maxEvents {return false}
+    if lhs.shard != rhs.shard {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

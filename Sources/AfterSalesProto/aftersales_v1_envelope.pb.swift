@@ -253,6 +253,47 @@ public nonisolated struct Aftersales_V1_ResponseEnvelope: Sendable {
   /// On OK: the method's response message, serialized. Empty otherwise.
   public var payload: Data = Data()
 
+  /// Cluster mode: set with UNAVAILABLE when the call's shard is not served by the member
+  /// that answered (Redis Cluster's MOVED): send the call again to redirect.rpc_endpoint.
+  /// Absent from a daemon on its own.
+  public var redirect: Aftersales_V1_Redirect {
+    get {_redirect ?? Aftersales_V1_Redirect()}
+    set {_redirect = newValue}
+  }
+  /// Returns true if `redirect` has been explicitly set.
+  public var hasRedirect: Bool {self._redirect != nil}
+  /// Clears the value of `redirect`. Subsequent reads from it will return its default value.
+  public mutating func clearRedirect() {self._redirect = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _redirect: Aftersales_V1_Redirect? = nil
+}
+
+/// Where a shard is served, as a member learned it from the cluster's ownership table.
+public nonisolated struct Aftersales_V1_Redirect: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The shard the call belongs to: case number mod shard_count, or for CreateCase the
+  /// hash of its order line (AfterSalesRPC's ShardKey; the same function in every client).
+  public var shard: UInt32 = 0
+
+  /// The owner's endpoints; empty while no member owns the shard (it is being taken over:
+  /// retry shortly, or ask AdminService/GetClusterMap).
+  public var rpcEndpoint: String = String()
+
+  public var pubEndpoint: String = String()
+
+  /// The owner's epoch for the shard: a higher one is a newer owner.
+  public var epoch: UInt64 = 0
+
+  /// How many shards the cluster has.
+  public var shardCount: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -309,6 +350,11 @@ public nonisolated struct Aftersales_V1_EventEnvelope: Sendable {
   /// announcements it saw from incarnation_start_seq on are gone (a rewind): report them,
   /// then accept the new ones, which reuse those numbers.
   public var incarnationStartSeq: UInt64 = 0
+
+  /// Cluster mode: the shard whose stream this is. Each shard numbers its announcements
+  /// on its own (seq is per shard), so a subscriber keeps one position per shard.
+  /// 0 on a daemon on its own (a cluster of one shard).
+  public var shard: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -382,7 +428,7 @@ nonisolated extension Aftersales_V1_RequestEnvelope: SwiftProtobuf.Message, Swif
 
 nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ResponseEnvelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}code\0\u{1}message\0\u{1}payload\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}code\0\u{1}message\0\u{1}payload\0\u{1}redirect\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -394,12 +440,17 @@ nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, Swi
       case 2: try { try decoder.decodeSingularEnumField(value: &self.code) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.message) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._redirect) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.requestID != 0 {
       try visitor.visitSingularUInt64Field(value: self.requestID, fieldNumber: 1)
     }
@@ -412,6 +463,9 @@ nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, Swi
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 4)
     }
+    try { if let v = self._redirect {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -420,6 +474,57 @@ nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, Swi
     if lhs.code != rhs.code {return false}
     if lhs.message != rhs.message {return false}
     if lhs.payload != rhs.payload {return false}
+    if lhs._redirect != rhs._redirect {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Aftersales_V1_Redirect: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Redirect"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shard\0\u{3}rpc_endpoint\0\u{3}pub_endpoint\0\u{1}epoch\0\u{3}shard_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.shard) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.rpcEndpoint) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.pubEndpoint) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.shardCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.shard != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shard, fieldNumber: 1)
+    }
+    if !self.rpcEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.rpcEndpoint, fieldNumber: 2)
+    }
+    if !self.pubEndpoint.isEmpty {
+      try visitor.visitSingularStringField(value: self.pubEndpoint, fieldNumber: 3)
+    }
+    if self.epoch != 0 {
+      try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 4)
+    }
+    if self.shardCount != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shardCount, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Aftersales_V1_Redirect, rhs: Aftersales_V1_Redirect) -> Bool {
+    if lhs.shard != rhs.shard {return false}
+    if lhs.rpcEndpoint != rhs.rpcEndpoint {return false}
+    if lhs.pubEndpoint != rhs.pubEndpoint {return false}
+    if lhs.epoch != rhs.epoch {return false}
+    if lhs.shardCount != rhs.shardCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -427,7 +532,7 @@ nonisolated extension Aftersales_V1_ResponseEnvelope: SwiftProtobuf.Message, Swi
 
 nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EventEnvelope"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}topic\0\u{3}time_ms\0\u{3}case_id\0\u{1}late\0\u{1}case\0\u{3}previous_status\0\u{1}incarnation\0\u{3}incarnation_start_seq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{1}topic\0\u{3}time_ms\0\u{3}case_id\0\u{1}late\0\u{1}case\0\u{3}previous_status\0\u{1}incarnation\0\u{3}incarnation_start_seq\0\u{1}shard\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -444,6 +549,7 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
       case 7: try { try decoder.decodeSingularEnumField(value: &self.previousStatus) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.incarnation) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.incarnationStartSeq) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.shard) }()
       default: break
       }
     }
@@ -481,6 +587,9 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
     if self.incarnationStartSeq != 0 {
       try visitor.visitSingularUInt64Field(value: self.incarnationStartSeq, fieldNumber: 9)
     }
+    if self.shard != 0 {
+      try visitor.visitSingularUInt32Field(value: self.shard, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -494,6 +603,7 @@ nonisolated extension Aftersales_V1_EventEnvelope: SwiftProtobuf.Message, SwiftP
     if lhs.previousStatus != rhs.previousStatus {return false}
     if lhs.incarnation != rhs.incarnation {return false}
     if lhs.incarnationStartSeq != rhs.incarnationStartSeq {return false}
+    if lhs.shard != rhs.shard {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

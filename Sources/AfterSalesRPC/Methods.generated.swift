@@ -19,6 +19,8 @@ public enum Method: String, CaseIterable, Sendable {
     case listServices = "aftersales.v1.AdminService/ListServices"
     /// The daemon's own contract: every .proto it was built from, as one google.protobuf.FileDescriptorSet with comments, so tools can describe methods and messages without a copy of proto/.
     case getDescriptors = "aftersales.v1.AdminService/GetDescriptors"
+    /// Which member serves which shard, in the manner of Redis' CLUSTER SHARDS: any member answers from the cluster's ownership table.
+    case getClusterMap = "aftersales.v1.AdminService/GetClusterMap"
     /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size).
     case slowCalls = "aftersales.v1.AdminService/SlowCalls"
     /// Opens a case in AWAITING_MERCHANT_REVIEW and runs the intervention judgement at once; if it intervenes the case is PROPOSAL_PENDING in the response.
@@ -84,6 +86,7 @@ extension Method {
         case .replayEvents: [.platform, .observer, .admin]
         case .listServices: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
         case .getDescriptors: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
+        case .getClusterMap: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
         case .slowCalls: [.observer, .admin]
         case .createCase: [.consumerGateway]
         case .getCase: [.consumerGateway, .merchantGateway, .platform, .observer, .admin]
@@ -114,6 +117,7 @@ extension Method {
         case .replayEvents: Aftersales_V1_ReplayEventsRequest.self
         case .listServices: Aftersales_V1_ListServicesRequest.self
         case .getDescriptors: Aftersales_V1_GetDescriptorsRequest.self
+        case .getClusterMap: Aftersales_V1_GetClusterMapRequest.self
         case .slowCalls: Aftersales_V1_SlowCallsRequest.self
         case .createCase: Aftersales_V1_CreateCaseRequest.self
         case .getCase: Aftersales_V1_GetCaseRequest.self
@@ -144,6 +148,7 @@ extension Method {
         case .replayEvents: Aftersales_V1_ReplayEventsResponse.self
         case .listServices: Aftersales_V1_ListServicesResponse.self
         case .getDescriptors: Aftersales_V1_GetDescriptorsResponse.self
+        case .getClusterMap: Aftersales_V1_GetClusterMapResponse.self
         case .slowCalls: Aftersales_V1_SlowCallsResponse.self
         case .createCase: Aftersales_V1_CreateCaseResponse.self
         case .getCase: Aftersales_V1_GetCaseResponse.self
@@ -174,6 +179,7 @@ public enum RPCs {
     public static let replayEvents = RPC<Aftersales_V1_ReplayEventsRequest, Aftersales_V1_ReplayEventsResponse>(.replayEvents)
     public static let listServices = RPC<Aftersales_V1_ListServicesRequest, Aftersales_V1_ListServicesResponse>(.listServices)
     public static let getDescriptors = RPC<Aftersales_V1_GetDescriptorsRequest, Aftersales_V1_GetDescriptorsResponse>(.getDescriptors)
+    public static let getClusterMap = RPC<Aftersales_V1_GetClusterMapRequest, Aftersales_V1_GetClusterMapResponse>(.getClusterMap)
     public static let slowCalls = RPC<Aftersales_V1_SlowCallsRequest, Aftersales_V1_SlowCallsResponse>(.slowCalls)
     public static let createCase = RPC<Aftersales_V1_CreateCaseRequest, Aftersales_V1_CreateCaseResponse>(.createCase)
     public static let getCase = RPC<Aftersales_V1_GetCaseRequest, Aftersales_V1_GetCaseResponse>(.getCase)

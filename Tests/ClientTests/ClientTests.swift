@@ -133,6 +133,8 @@ struct ClientTests {
             #expect(try await client.listServices().services.contains("aftersales.v1.CaseService"))
             #expect(try await client.getDescriptors().protoDigest == protoSourceDigest)
             #expect(try await client.slowCalls().thresholdUs == 10_000)
+            let map = try await client.getClusterMap()
+            #expect(map.shardCount == 1 && map.shards.first?.rpcEndpoint.hasPrefix("tcp://127.0.0.1:") == true)
 
             // The daemon saw every method of the contract.
             let stats = try await client.getStats()

@@ -39,6 +39,11 @@ extension AfterSalesClient {
         try await call(RPCs.getDescriptors, request, options: options.with(deadline: deadline))
     }
 
+    /// Which member serves which shard, in the manner of Redis' CLUSTER SHARDS: any member answers from the cluster's ownership table. `deadline` overrides `options.deadline`.
+    public func getClusterMap(_ request: Aftersales_V1_GetClusterMapRequest = Aftersales_V1_GetClusterMapRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_GetClusterMapResponse {
+        try await call(RPCs.getClusterMap, request, options: options.with(deadline: deadline))
+    }
+
     /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size). `deadline` overrides `options.deadline`.
     public func slowCalls(_ request: Aftersales_V1_SlowCallsRequest = Aftersales_V1_SlowCallsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_SlowCallsResponse {
         try await call(RPCs.slowCalls, request, options: options.with(deadline: deadline))
@@ -159,6 +164,11 @@ extension AfterSalesClient.Blocking {
     /// The daemon's own contract: every .proto it was built from, as one google.protobuf.FileDescriptorSet with comments, so tools can describe methods and messages without a copy of proto/. Blocks until the answer.
     public func getDescriptors(_ request: Aftersales_V1_GetDescriptorsRequest = Aftersales_V1_GetDescriptorsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_GetDescriptorsResponse {
         try client.callSync(RPCs.getDescriptors, request, options: options.with(deadline: deadline))
+    }
+
+    /// Which member serves which shard, in the manner of Redis' CLUSTER SHARDS: any member answers from the cluster's ownership table. Blocks until the answer.
+    public func getClusterMap(_ request: Aftersales_V1_GetClusterMapRequest = Aftersales_V1_GetClusterMapRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_GetClusterMapResponse {
+        try client.callSync(RPCs.getClusterMap, request, options: options.with(deadline: deadline))
     }
 
     /// The slowest recent calls, like Redis' SLOWLOG GET: every call that took at least --slow-call-threshold from receipt to reply, newest first, from a bounded ring (--slow-call-log-size). Blocks until the answer.

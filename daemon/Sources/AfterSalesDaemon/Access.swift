@@ -118,3 +118,21 @@ enum ZAP {
                 (String(key.prefix(8)), address))
     }
 }
+
+extension AccessList {
+    /// The calling service of a call: who it is (the ZAP User-Id) and what it may do, by
+    /// this clients file. UNAUTHENTICATED for a key no longer listed, PERMISSION_DENIED for
+    /// a method its role may not call.
+    func authorize(_ method: Method, caller: String?) throws(RPCError) -> Caller {
+        guard let caller, let client = byName[caller] else {
+            throw RPCError(.unauthenticated, "this connection's key \(caller.map { "('\($0)')" } ?? "")is no longer in the clients file; "
+                           + "ask the operator to add it back (then reconnect)")
+        }
+        guard method.roles.contains(client.role) else {
+            let allowed = Method.allCases.filter { $0.roles.contains(client.role) }.map { String($0.methodName) }
+            throw RPCError(.permissionDenied, "client '\(client.name)' (role \(client.role.rawValue)) may not call \(method.fullName); "
+                           + "\(client.role.rawValue) may call \(allowed.joined(separator: ", "))")
+        }
+        return Caller(name: client.name, scope: client.scope)
+    }
+}

@@ -28,6 +28,29 @@ enum AdminService {
         return try! Aftersales_V1_ListServicesResponse.with { $0.services = Contract.serviceNames }.serializedBytes()
     }
 
+    /// GetClusterMap on a daemon on its own: a cluster of one shard, served here, so
+    /// clients need one code path for both.
+    static func standaloneClusterMap(_ payload: Data, endpoints: (rpc: String, pub: String), startedAt: Millis) throws(RPCError) -> [UInt8] {
+        _ = try CaseService.decode(Aftersales_V1_GetClusterMapRequest.self, payload)
+        return try! Aftersales_V1_GetClusterMapResponse.with {
+            $0.shardCount = 1
+            $0.answeredBy = "standalone"
+            $0.shards = [.with {
+                $0.shard = 0
+                $0.member = "standalone"
+                $0.rpcEndpoint = endpoints.rpc
+                $0.pubEndpoint = endpoints.pub
+                $0.epoch = UInt64(startedAt)
+            }]
+            $0.members = [.with {
+                $0.member = "standalone"
+                $0.rpcEndpoint = endpoints.rpc
+                $0.pubEndpoint = endpoints.pub
+                $0.shards = 1
+            }]
+        }.serializedBytes()
+    }
+
     /// GetDescriptors: the contract this daemon was built from, as a FileDescriptorSet.
     static func descriptors(_ payload: Data) throws(RPCError) -> [UInt8] {
         _ = try CaseService.decode(Aftersales_V1_GetDescriptorsRequest.self, payload)
@@ -55,6 +78,9 @@ enum AdminService {
     static func replay(_ payload: Data, from announcements: AnnouncementLog) throws(RPCError) -> [UInt8] {
         let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
         guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
+        guard r.shard == announcements.shard else {
+            throw RPCError(.invalidArgument, "shard: \(r.shard) is not served here; a daemon on its own has one stream, shard 0")
+        }
         let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
         guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
         guard let events = announcements.replay(from: r.fromSeq, limit: limit) else {

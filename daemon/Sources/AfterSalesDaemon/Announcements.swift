@@ -32,6 +32,10 @@ struct AnnouncementLog {
     /// Announcements waiting for the disk, each with the journal record that holds it.
     private var unpublished: Deque<(record: UInt64, event: PublishedEvent)> = []
 
+    /// The shard whose stream this is (cluster mode; 0 for a daemon on its own, which
+    /// leaves the field out of every envelope).
+    var shard: UInt32 = 0
+
     init(window: Int, lastSeq: UInt64 = 0) {
         self.window = max(1, window)
         self.lastSeq = lastSeq
@@ -62,6 +66,7 @@ struct AnnouncementLog {
             lastSeq += 1
             var event = Aftersales_V1_EventEnvelope()
             event.seq = lastSeq
+            event.shard = shard
             event.topic = announcement.topic.rawValue
             event.timeMs = now
             event.caseID = announcement.caseID

@@ -115,16 +115,7 @@ enum CaseService {
             guard let found = store[r.caseID], scope?.allows(found) ?? true else { throw RPCError(.notFound, "no case \(r.caseID)") }
             return WireAssembly.getCaseResponse(EncodedCase(found))
         case .listCases:
-            let r = try decode(Aftersales_V1_ListCasesRequest.self, payload)
-            if let scope {
-                if let merchants = scope.merchants, !merchants.contains(r.merchantID) {
-                    throw RPCError(.permissionDenied, "merchant_id: pass one of the merchants this client acts for (\(merchants.sorted().joined(separator: ", ")))")
-                }
-                if let consumers = scope.consumers, !consumers.contains(r.consumerID) {
-                    throw RPCError(.permissionDenied, "consumer_id: pass one of the consumers this client acts for (\(consumers.sorted().joined(separator: ", ")))")
-                }
-            }
-            response = try listCases(r, store: store)
+            return try listCases(payload, stores: [store], scope: scope)
         case .evaluateIntervention:
             let r = try decode(Aftersales_V1_EvaluateInterventionRequest.self, payload)
             try requireCaseID(r.caseID)
@@ -145,7 +136,18 @@ enum CaseService {
         }
     }
 
-    private static func listCases(_ r: Aftersales_V1_ListCasesRequest, store: CaseStore) throws(RPCError) -> Aftersales_V1_ListCasesResponse {
+    /// ListCases over one store, or a cluster member's shards merged in case id order
+    /// (ids of every shard are numbers of one sequence, so the page token is still the last id).
+    static func listCases(_ payload: Data, stores: [CaseStore], scope: Scope?) throws(RPCError) -> [UInt8] {
+        let r = try decode(Aftersales_V1_ListCasesRequest.self, payload)
+        if let scope {
+            if let merchants = scope.merchants, !merchants.contains(r.merchantID) {
+                throw RPCError(.permissionDenied, "merchant_id: pass one of the merchants this client acts for (\(merchants.sorted().joined(separator: ", ")))")
+            }
+            if let consumers = scope.consumers, !consumers.contains(r.consumerID) {
+                throw RPCError(.permissionDenied, "consumer_id: pass one of the consumers this client acts for (\(consumers.sorted().joined(separator: ", ")))")
+            }
+        }
         let pageSize = r.pageSize == 0 ? 50 : Int(r.pageSize)
         guard pageSize <= 1_000 else {
             throw RPCError(.invalidArgument, "page_size: \(r.pageSize) is over the maximum of 1000")
@@ -161,11 +163,25 @@ enum CaseService {
             }
             after = r.pageToken
         }
-        let page = store.list(status: status, merchantID: r.merchantID.isEmpty ? nil : r.merchantID,
-                              consumerID: r.consumerID.isEmpty ? nil : r.consumerID, after: after, limit: pageSize)
-        return .with {
-            $0.cases = page.cases.map { Aftersales_V1_Case($0, includeHistory: r.includeHistory) }
-            $0.nextPageToken = page.nextAfter ?? ""
+        var found: [Case] = []
+        var more = false
+        for store in stores {
+            let page = store.list(status: status, merchantID: r.merchantID.isEmpty ? nil : r.merchantID,
+                                  consumerID: r.consumerID.isEmpty ? nil : r.consumerID, after: after, limit: pageSize)
+            found += page.cases
+            more = more || page.nextAfter != nil
+        }
+        if stores.count > 1 { found.sort { $0.caseID < $1.caseID } }
+        more = more || found.count > pageSize
+        let page = found.prefix(pageSize)
+        let response = Aftersales_V1_ListCasesResponse.with {
+            $0.cases = page.map { Aftersales_V1_Case($0, includeHistory: r.includeHistory) }
+            $0.nextPageToken = more ? page.last?.caseID ?? "" : ""
+        }
+        do {
+            return try response.serializedBytes()
+        } catch {
+            throw RPCError(.internal, "could not encode the answer: \(error)")
         }
     }
 

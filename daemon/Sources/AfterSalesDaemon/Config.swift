@@ -48,10 +48,45 @@ public struct DaemonConfig: Sendable {
     /// Called on the recovery thread before the data directory is read: tests use it to
     /// hold recovery back and watch the daemon answer NOT_SERVING meanwhile.
     public var beforeRecovery: (@Sendable () -> Void)?
+    /// Cluster mode: the member's PostgreSQL and its ownership settings; nil = a daemon
+    /// on its own with its journal in `dataDirectory`.
+    public var cluster: ClusterSettings?
     /// What everysec's background sync runs instead of fdatasync(fd) — for tests that
     /// hold a sync back or make the disk lie; nil = fdatasync.
     public var backgroundSyncOverride: (@Sendable (_ fd: Int32, _ path: String) throws -> Void)?
 
     /// The embedded defaults.
     public init() {}
+}
+
+/// How a daemon takes part in a cluster (`--cluster postgres://…`).
+public struct ClusterSettings: Sendable {
+    /// The cluster's PostgreSQL.
+    public var url: String
+    /// This member's name in the ownership table (a random suffix is added per start, so a
+    /// restarted member never mistakes its old shards for loaded ones).
+    public var memberName: String
+    /// The endpoints other members and clients reach this member at; nil = as bound.
+    public var advertiseRPC: String?
+    public var advertisePub: String?
+    /// A shard's lease (ms): how long after its owner's last renewal another member may take it.
+    public var leaseTTLMs: Int64 = 5_000
+    /// How often leases are renewed and the spread of shards looked at (ms).
+    public var renewIntervalMs: Int64 = 1_000
+    /// Most shards this member owns; nil = its even share.
+    public var maxShards: Int?
+
+    /// A member of the cluster at `url`.
+    public init(url: String, memberName: String) {
+        self.url = url
+        self.memberName = memberName
+    }
+
+    /// `url` without its password, for logs.
+    public static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), scheme.upperBound < at else { return url }
+        let credentials = url[scheme.upperBound..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
 }

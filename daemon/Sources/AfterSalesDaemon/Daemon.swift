@@ -22,7 +22,8 @@ public final class Daemon: @unchecked Sendable {
     public let config: DaemonConfig
     private let clock: any DaemonClock
     private let logger: Logger
-    private let lock: DataDirectoryLock
+    /// The data directory's lock; nil for a cluster member (its state is in PostgreSQL).
+    private let lock: DataDirectoryLock?
     private let access: AccessList?
     /// Wakes the loop from other threads (stop, SIGHUP, background work done).
     private let wakeUp: WakeUpPipe
@@ -43,7 +44,7 @@ public final class Daemon: @unchecked Sendable {
         self.config = config
         self.clock = clock
         self.logger = logger
-        lock = try DataDirectoryLock(directory: config.dataDirectory)
+        lock = config.cluster == nil ? try DataDirectoryLock(directory: config.dataDirectory) : nil
         access = try config.clientsFile.map { try AccessList(path: $0) }
         wakeUp = try WakeUpPipe()
         metrics = config.metricsListen == nil ? nil : DaemonMetrics()
@@ -126,17 +127,30 @@ public final class Daemon: @unchecked Sendable {
             ? { try router.receive(dontWait: true).map { ($0, nil) } }
             : { try router.receiveWithUserID(dontWait: true) }
 
-        logger.info("listening; recovering the data directory", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
-                                                                          "data_dir": "\(config.dataDirectory)"])
-        let recovery = try recover(poller: &poller, routerItem: routerItem, wakeItem: wakeItem, zap: zap, zapItem: zapItem,
-                                   router: router, receiveCall: receiveCall)
-        let core = recovery.core
-        var stopping = recovery.stopAsked
+        let core: any LoopDriver
+        var stopping: Bool
+        if let cluster = config.cluster {
+            logger.info("listening; joining the cluster", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
+                                                                     "database": "\(ClusterSettings.redacted(cluster.url))"])
+            core = try ClusterCore(config: config, settings: cluster, clock: clock, logger: logger, wakeUp: wakeUp, access: access,
+                                   advertised: (cluster.advertiseRPC ?? endpoints.rpc, cluster.advertisePub ?? endpoints.pub),
+                                   health: health)
+            stopping = false
+        } else {
+            logger.info("listening; recovering the data directory", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
+                                                                              "data_dir": "\(config.dataDirectory)"])
+            let recovery = try recover(poller: &poller, routerItem: routerItem, wakeItem: wakeItem, zap: zap, zapItem: zapItem,
+                                       router: router, receiveCall: receiveCall)
+            recovery.core.boundEndpoints = endpoints
+            core = recovery.core
+            stopping = recovery.stopAsked
+        }
         health.set(.serving)
         metrics?.serving(true)
         core.tally = metrics == nil ? nil : LoopTally()
         core.logger.info("serving", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
-                                               "fsync": "\(config.fsync.rawValue)", "data_dir": "\(config.dataDirectory)"])
+                                               "fsync": "\(config.cluster == nil ? config.fsync.rawValue : "postgresql")",
+                                               "data_dir": "\(config.cluster == nil ? config.dataDirectory : "-")"])
         readiness.set(endpoints)
         systemd.ready(status: "serving rpc=\(endpoints.rpc) pub=\(endpoints.pub)")
 
@@ -177,17 +191,11 @@ public final class Daemon: @unchecked Sendable {
                         core.receive(frames, caller: caller)
                     }
                 }
-                core.fireDueDeadlines()
-                try core.commit()
-                send(core.takeOutput())
-                if !stopping {
-                    core.maybeStartSnapshot(now: core.clock.now())
-                    // A snapshot's rotation synced the journal: publish what it released now.
-                    if core.hasOutput { send(core.takeOutput()) }
-                }
+                send(try core.finishTurn())
+                if !stopping, let more = core.housekeeping(now: core.clock.now()) { send(more) }
                 if let metrics, now >= metricsPublishedAt + config.metricsPublishIntervalMs {
                     metricsPublishedAt = now
-                    metrics.publish(&core.tally!, core: core, now: now)
+                    core.publish(to: metrics, now: now)
                 }
             }
         } catch {
@@ -319,7 +327,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Sends the replies (a caller that went away is counted, not answered) and publishes
     /// the announcements.
-    private func send(_ output: TurnOutput, core: DaemonCore, router: ZMQSocket, publisher: ZMQSocket) {
+    private func send(_ output: TurnOutput, core: any LoopDriver, router: ZMQSocket, publisher: ZMQSocket) {
         for reply in output.replies {
             do {
                 if try !router.send(WireFrames.routedReply(routing: reply.routing, body: reply.body), dontWait: true) {

@@ -34,12 +34,15 @@ final class DaemonCore {
     let logger: Logger
     /// Wakes the loop: stop, a finished snapshot, a finished background sync.
     let wakeUp: WakeUpPipe
-    private let lock: DataDirectoryLock
+    /// The data directory's lock (a daemon on its own; nil for a cluster shard).
+    private let lock: DataDirectoryLock?
+    /// Where snapshots go: the data directory, or the shard's rows in PostgreSQL.
+    let snapshotTarget: SnapshotTarget
 
     var store: CaseStore
     var announcements: AnnouncementLog
     var idempotency: IdempotencyTable
-    var journal: Journal
+    var journal: any ChangeLog
     var stats = MethodStatistics()
     var droppedFrames: UInt64 = 0
     /// Connections to the RPC socket that closed (libzmq's monitor cannot tell a caller
@@ -61,43 +64,58 @@ final class DaemonCore {
     var slowCalls: SlowCallLog
     /// What the loop counted for the metrics since their last publication; nil when metrics are off.
     var tally: LoopTally?
+    /// Whether answered calls are counted here (a cluster member counts them for all its shards).
+    var recordsCalls = true
+    /// The endpoints as bound, for GetClusterMap's answer (a daemon on its own owns its one shard).
+    var boundEndpoints = (rpc: "", pub: "")
 
     /// Opens the data directory (refusing one another daemon holds, unless `lock` is its
     /// lock already taken), and rebuilds the state from its snapshot and journal. Throws
     /// with the file and offset on damage. `access` is the clients file already read.
-    init(config: DaemonConfig, clock: any DaemonClock, logger: Logger, lock: DataDirectoryLock? = nil,
-         access preloaded: AccessList? = nil, wakeUp: WakeUpPipe? = nil, journalTimings: JournalTimings? = nil) throws {
-        self.config = config
-        self.clock = clock
-        self.logger = logger
-        self.lock = try lock ?? DataDirectoryLock(directory: config.dataDirectory)
-        // Lets libsodium pick its fastest BLAKE2b for request fingerprints.
-        _ = sodium_init()
+    convenience init(config: DaemonConfig, clock: any DaemonClock, logger: Logger, lock: DataDirectoryLock? = nil,
+                     access preloaded: AccessList? = nil, wakeUp: WakeUpPipe? = nil, journalTimings: JournalTimings? = nil) throws {
+        let lock = try lock ?? DataDirectoryLock(directory: config.dataDirectory)
         let began = monotonicNanoseconds()
         let recovered = try Recovery.recover(directory: config.dataDirectory, config: config, logger: logger)
-        store = recovered.store
-        announcements = recovered.announcements
-        announcements.beginIncarnation(UInt64.random(in: 1...UInt64.max))
-        idempotency = recovered.idempotency
         let wakeUp = try wakeUp ?? WakeUpPipe()
-        self.wakeUp = wakeUp
-        journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
-                              onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride,
-                              timings: journalTimings)
-        requestShape = RequestShape(limits: config.engine.limits)
-        slowCalls = SlowCallLog(thresholdMicroseconds: config.slowCallThresholdMicroseconds, capacity: config.slowCallLogSize)
-        if let path = config.clientsFile {
-            let list = try preloaded ?? AccessList(path: path)
-            access = list
-            logger.info("clients file read", metadata: ["path": "\(path)", "clients": "\(list.count)"])
+        let journal = try Journal(directory: config.dataDirectory, fsync: config.fsync, nextSequence: recovered.journalPosition,
+                                  onBackgroundSync: { wakeUp.signal(.synced) }, backgroundSync: config.backgroundSyncOverride,
+                                  timings: journalTimings)
+        let access = try config.clientsFile.map { try preloaded ?? AccessList(path: $0) }
+        if let path = config.clientsFile, let access {
+            logger.info("clients file read", metadata: ["path": "\(path)", "clients": "\(access.count)"])
         }
-        startedAt = clock.now()
-        snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
+        try self.init(config: config, clock: clock, logger: logger, recovered: recovered, journal: journal, wakeUp: wakeUp,
+                      access: access, snapshotTarget: .directory(config.dataDirectory), lock: lock)
         logger.info("recovered", metadata: [
             "cases": "\(store.count)", "journal_records": "\(recovered.journalRecords)",
             "last_seq": "\(announcements.lastSeq)", "replayable_from": "\(announcements.oldestKept)",
             "incarnation": "\(announcements.incarnation)",
             "ms": "\((monotonicNanoseconds() - began) / 1_000_000)"])
+    }
+
+    /// A core over state already rebuilt: a daemon's data directory, or a cluster shard
+    /// loaded from PostgreSQL (then `journal` is the shard's `ShardLog`).
+    init(config: DaemonConfig, clock: any DaemonClock, logger: Logger, recovered: RecoveredState, journal: any ChangeLog,
+         wakeUp: WakeUpPipe, access: AccessList?, snapshotTarget: SnapshotTarget, lock: DataDirectoryLock? = nil) throws {
+        self.config = config
+        self.clock = clock
+        self.logger = logger
+        self.lock = lock
+        // Lets libsodium pick its fastest BLAKE2b for request fingerprints.
+        _ = sodium_init()
+        store = recovered.store
+        announcements = recovered.announcements
+        announcements.beginIncarnation(UInt64.random(in: 1...UInt64.max))
+        idempotency = recovered.idempotency
+        self.wakeUp = wakeUp
+        self.journal = journal
+        self.snapshotTarget = snapshotTarget
+        requestShape = RequestShape(limits: config.engine.limits)
+        slowCalls = SlowCallLog(thresholdMicroseconds: config.slowCallThresholdMicroseconds, capacity: config.slowCallLogSize)
+        self.access = access
+        startedAt = clock.now()
+        snapshots = SnapshotSchedule(lastSeq: recovered.snapshotSeq, lastAt: startedAt)
     }
 
     /// One whole turn: `calls` (each a ROUTER message: routing id, delimiter, envelope),
@@ -131,19 +149,7 @@ final class DaemonCore {
     /// counts each answered call in the method statistics.
     func takeOutput() -> TurnOutput {
         releaseDurableAnnouncements()
-        let now = monotonicNanoseconds()
-        var wallNow: Millis?
-        if !batch.replies.isEmpty { tally?.batch(size: batch.replies.count) }
-        for reply in batch.replies {
-            guard let method = reply.method else { continue }
-            let microseconds = (now - reply.started) / 1_000
-            let index = stats.record(method, failed: reply.code != .ok, microseconds: microseconds)
-            tally?.call(method: index, code: reply.code, microseconds: microseconds)
-            if slowCalls.thresholdMicroseconds > 0, microseconds >= slowCalls.thresholdMicroseconds {
-                if wallNow == nil { wallNow = clock.now() }
-                slowCalls.consider(reply, microseconds: microseconds, now: wallNow!)
-            }
-        }
+        if recordsCalls { account(for: batch.replies, stats: &stats, tally: &tally, slowCalls: &slowCalls, clock: clock) }
         let output = TurnOutput(replies: batch.replies, events: batch.events)
         batch.clear()
         return output
@@ -212,17 +218,7 @@ final class DaemonCore {
     /// The calling service of a call, when the daemon authenticates: who it is (the ZAP
     /// User-Id) and what it may do, by the clients file in force now.
     private func authorize(_ method: Method, caller: String?) throws(RPCError) -> Caller? {
-        guard let access else { return nil }
-        guard let caller, let client = access.byName[caller] else {
-            throw RPCError(.unauthenticated, "this connection's key \(caller.map { "('\($0)')" } ?? "")is no longer in the clients file; "
-                           + "ask the operator to add it back (then reconnect)")
-        }
-        guard method.roles.contains(client.role) else {
-            let allowed = Method.allCases.filter { $0.roles.contains(client.role) }.map { String($0.methodName) }
-            throw RPCError(.permissionDenied, "client '\(client.name)' (role \(client.role.rawValue)) may not call \(method.fullName); "
-                           + "\(client.role.rawValue) may call \(allowed.joined(separator: ", "))")
-        }
-        return Caller(name: client.name, scope: client.scope)
+        try access?.authorize(method, caller: caller)
     }
 
     // MARK: - calls
@@ -237,11 +233,16 @@ final class DaemonCore {
         case .refused(let routing, let requestID, let error):
             batch.reply(to: routing, requestID: requestID, method: nil, started: started, .failure(error))
         case .call(let routing, let envelope, let method):
-            let receivedAt = clock.now()
-            if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: caller) {
-                batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
-                            request: envelope, client: caller)
-            }
+            receive(method, envelope, routing: routing, caller: caller, started: started)
+        }
+    }
+
+    /// One call already taken apart (a cluster member has routed it to this shard).
+    func receive(_ method: Method, _ envelope: RequestEnvelope, routing: ArraySlice<Frame>, caller: String?, started: UInt64) {
+        let receivedAt = clock.now()
+        if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: caller) {
+            batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
+                        request: envelope, client: caller)
         }
     }
 
@@ -279,6 +280,8 @@ final class DaemonCore {
                 return .success(try! slowCalls.answer(request).serializedBytes())
             case .listServices:
                 return .success(try AdminService.listServices(envelope.payload))
+            case .getClusterMap:
+                return .success(try AdminService.standaloneClusterMap(envelope.payload, endpoints: boundEndpoints, startedAt: startedAt))
             case .getDescriptors:
                 return .success(try AdminService.descriptors(envelope.payload))
             default:
@@ -402,11 +405,14 @@ struct Batch {
         replies.append(Reply(routing: routing, body: body, method: method, code: code, started: started, request: request, client: client))
     }
 
-    /// Replaces every answer with `error` (the batch could not be made durable).
-    mutating func refuseAll(_ error: RPCError) {
+    /// Replaces every answer with `error` (the batch could not be made durable), with a
+    /// redirect when another member now serves the shard.
+    mutating func refuseAll(_ error: RPCError, redirect: Aftersales_V1_Redirect? = nil) {
         for i in replies.indices {
             let requestID = (try? ResponseEnvelope(serializedBytes: replies[i].body))?.requestID ?? 0
-            replies[i].body = try! ResponseEnvelope.failure(requestID: requestID, error).serializedBytes()
+            var envelope = ResponseEnvelope.failure(requestID: requestID, error)
+            if let redirect { envelope.redirect = redirect }
+            replies[i].body = try! envelope.serializedBytes()
             replies[i].code = error.code
         }
     }
@@ -466,4 +472,23 @@ enum IncomingCall {
         }
     }
 
+}
+
+/// Counts answered calls: the method statistics (GetStats), the metrics' tally, the
+/// slow-call log. Once per reply, when the reply is handed to the socket.
+func account(for replies: [Batch.Reply], stats: inout MethodStatistics, tally: inout LoopTally?, slowCalls: inout SlowCallLog,
+             clock: any DaemonClock) {
+    let now = monotonicNanoseconds()
+    var wallNow: Millis?
+    if !replies.isEmpty { tally?.batch(size: replies.count) }
+    for reply in replies {
+        guard let method = reply.method else { continue }
+        let microseconds = (now - reply.started) / 1_000
+        let index = stats.record(method, failed: reply.code != .ok, microseconds: microseconds)
+        tally?.call(method: index, code: reply.code, microseconds: microseconds)
+        if slowCalls.thresholdMicroseconds > 0, microseconds >= slowCalls.thresholdMicroseconds {
+            if wallNow == nil { wallNow = clock.now() }
+            slowCalls.consider(reply, microseconds: microseconds, now: wallNow!)
+        }
+    }
 }

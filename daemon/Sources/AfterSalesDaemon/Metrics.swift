@@ -136,37 +136,48 @@ final class DaemonMetrics: Sendable {
     }
     private let published = Mutex(Published())
 
-    /// Moves the loop's tally into the registry and reads the gauges off the core; empties the tally.
-    func publish(_ tally: inout LoopTally, core: DaemonCore, now: Millis) {
+    /// Moves the loop's tally into the registry and reads the gauges off the cores (a
+    /// daemon's one, or a cluster member's shards, summed); empties the tally.
+    func publish(_ tally: inout LoopTally, cores: [DaemonCore], droppedFrames: UInt64, peerDisconnects: UInt64,
+                 zapRefusals: UInt64, slowCalls: UInt64, now: Millis) {
         for (i, count) in tally.calls.enumerated() where count > 0 { calls[i].increment(by: Int64(count)) }
         for sample in tally.latencies { latency[sample.method].record(Double(sample.microseconds) / 1e6) }
         for size in tally.batchSizes { batchSize.record(Double(size)) }
         for late in tally.lateness { deadlineLateness.record(Double(late) / 1e3) }
         tally.clear()
 
-        let counts = core.store.countsByStatus
+        var counts: [CaseStatus: Int] = [:]
+        for core in cores { counts.merge(core.store.countsByStatus, uniquingKeysWith: +) }
         for (status, gauge) in casesByStatus { gauge.set(Double(counts[status] ?? 0)) }
-        deadlineQueueEntries.set(Double(core.store.deadlineQueueEntries))
-        nextDeadlineSeconds.set(core.store.nextDeadline.map { Double(max(0, $0 - now)) / 1e3 } ?? 0)
-        pendingProposals.set(Double(core.store.pendingProposalCount))
-        replayWindow.set(Double(core.announcements.recent.count))
-        unpublishedAnnouncements.set(Double(core.announcements.unpublishedCount))
-        idempotencyKeys.set(Double(core.idempotency.count))
-        journalBytes.set(Double(core.journal.bytesOnDisk))
-        snapshotDuration.set(Double(core.snapshots.lastDurationMs) / 1e3)
-        snapshotBytes.set(Double(core.snapshots.lastBytes))
-        snapshotAge.set(Double(now - (core.snapshots.completedAt > 0 ? core.snapshots.completedAt : core.startedAt)) / 1e3)
-        published.withLock { last in
+        func sum(_ value: (DaemonCore) -> Int) -> Double { Double(cores.reduce(0) { $0 + value($1) }) }
+        deadlineQueueEntries.set(sum { $0.store.deadlineQueueEntries })
+        let next = cores.compactMap(\.store.nextDeadline).min()
+        nextDeadlineSeconds.set(next.map { Double(max(0, $0 - now)) / 1e3 } ?? 0)
+        pendingProposals.set(sum { $0.store.pendingProposalCount })
+        replayWindow.set(sum { $0.announcements.recent.count })
+        unpublishedAnnouncements.set(sum { $0.announcements.unpublishedCount })
+        idempotencyKeys.set(sum { $0.idempotency.count })
+        journalBytes.set(Double(cores.reduce(UInt64(0)) { $0 + $1.journal.bytesOnDisk }))
+        if let newest = cores.max(by: { $0.snapshots.completedAt < $1.snapshots.completedAt }) {
+            snapshotDuration.set(Double(newest.snapshots.lastDurationMs) / 1e3)
+            snapshotBytes.set(Double(newest.snapshots.lastBytes))
+            let oldest = cores.map { $0.snapshots.completedAt > 0 ? $0.snapshots.completedAt : $0.startedAt }.min() ?? now
+            snapshotAge.set(Double(now - oldest) / 1e3)
+        }
+        let published = cores.reduce(UInt64(0)) { total, core in
+            let log = core.announcements
+            return total + (log.publishedSeq >= log.incarnationStartSeq ? log.publishedSeq - log.incarnationStartSeq + 1 : 0)
+        }
+        self.published.withLock { last in
             func advance(_ counter: Counter, _ total: UInt64, _ previous: inout UInt64) {
                 if total > previous { counter.increment(by: Int64(total - previous)) }
                 previous = total
             }
-            let log = core.announcements
-            advance(announcementsPublished, log.publishedSeq >= log.incarnationStartSeq ? log.publishedSeq - log.incarnationStartSeq + 1 : 0, &last.announcements)
-            advance(droppedFrames, core.droppedFrames, &last.droppedFrames)
-            advance(peerDisconnects, core.peerDisconnects, &last.peerDisconnects)
-            advance(zapRefusals, core.zapRefusals, &last.zapRefusals)
-            advance(slowCalls, core.slowCalls.totalLogged, &last.slowCalls)
+            advance(announcementsPublished, published, &last.announcements)
+            advance(self.droppedFrames, droppedFrames, &last.droppedFrames)
+            advance(self.peerDisconnects, peerDisconnects, &last.peerDisconnects)
+            advance(self.zapRefusals, zapRefusals, &last.zapRefusals)
+            advance(self.slowCalls, slowCalls, &last.slowCalls)
         }
     }
 

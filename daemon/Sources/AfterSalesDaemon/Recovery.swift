@@ -31,10 +31,33 @@ struct RecoveryError: Error, CustomStringConvertible {
 }
 
 enum Recovery {
+    /// A daemon's data directory: its newest valid snapshot file and its journal segments.
     static func recover(directory: String, config: DaemonConfig, logger: Logger) throws -> RecoveredState {
+        let loaded = try SnapshotReader.loadNewestValid(directory: directory)
+        for rejected in loaded?.rejected ?? [] {
+            logger.warning("skipped an unusable snapshot", metadata: ["path": "\(rejected.path)", "reason": "\(rejected.reason)"])
+        }
+        return try rebuild(snapshot: loaded, place: directory, numbering: .single, config: config, logger: logger) { position in
+            let journal = try Journal.readAll(directory: directory)
+            if let torn = journal.tornTail {
+                logger.warning("journal ended inside a record; cut off the torn tail", metadata: [
+                    "path": "\(torn.path)", "offset": "\(torn.offset)", "bytes_dropped": "\(torn.bytesDropped)", "reason": "\(torn.reason)"])
+            }
+            // From the snapshot's position on; throws if a segment it needs is missing.
+            return try journal.entries(from: position)
+        }
+    }
+
+    /// The state from a snapshot (nil: none yet) and the journal records from the
+    /// snapshot's position on (`journal` is asked for them while the snapshot's items are
+    /// decoded on another thread). `place` names the source in errors and records.
+    static func rebuild(snapshot loaded: LoadedSnapshot?, place: String, numbering: CaseNumbering, config: DaemonConfig,
+                        logger: Logger, journal readJournal: (_ from: UInt64) throws -> [JournalEntry]) throws -> RecoveredState {
+        let directory = place
         var nextCaseNumber: UInt64 = 1
         var idempotency = IdempotencyTable(capacity: config.idempotencyCapacity)
         var announcements = AnnouncementLog(window: config.replayWindow)
+        announcements.shard = UInt32(numbering.shard)
         var snapshotSeq: UInt64 = 0
         var snapshotPath: String?
         var journalPosition: UInt64 = 1
@@ -44,11 +67,7 @@ enum Recovery {
         // The snapshot's items are decoded on a second thread while this one reads the
         // journal and then builds the store from the cases as they arrive.
         var feed: SnapshotFeed?
-        let loaded = try SnapshotReader.loadNewestValid(directory: directory)
         if let snapshot = loaded {
-            for rejected in snapshot.rejected {
-                logger.warning("skipped an unusable snapshot", metadata: ["path": "\(rejected.path)", "reason": "\(rejected.reason)"])
-            }
             // Snapshot files are named for the journal position they cover up to.
             journalPosition = snapshot.seq
             snapshotPath = snapshot.path
@@ -79,13 +98,7 @@ enum Recovery {
         var journalAnnouncements = AnnouncementLog(window: config.replayWindow)
         var applied = 0
         let journalOutcome = Result<Void, any Error> {
-            let journal = try Journal.readAll(directory: directory)
-            if let torn = journal.tornTail {
-                logger.warning("journal ended inside a record; cut off the torn tail", metadata: [
-                    "path": "\(torn.path)", "offset": "\(torn.offset)", "bytes_dropped": "\(torn.bytesDropped)", "reason": "\(torn.reason)"])
-            }
-            // From the snapshot's position on; throws if a segment it needs is missing.
-            for record in try journal.entries(from: journalPosition) {
+            for record in try readJournal(journalPosition) {
                 let (restored, entry) = try record.payload.withUnsafeBytes { bytes in
                     try decodeStored(Aftersales_Storage_V1_JournalEntry.self, in: "journal record \(record.sequence) in \(directory)") {
                         () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeJournalEntry(bytes)
@@ -116,9 +129,9 @@ enum Recovery {
             // the snapshot (a store numbers every case it creates from that counter); the
             // cases created after it — usually the whole journal — need no look-up.
             let mayBeInSnapshot = Set(journalCases.keys.lazy.filter { id in
-                CaseStore.caseNumber(of: id).map { $0 < snapshotNextCaseNumber } ?? true
+                numbering.localNumber(of: id).map { $0 < snapshotNextCaseNumber } ?? true
             })
-            var restoring = CaseStore(config: config.engine)
+            var restoring = CaseStore(config: config.engine, numbering: numbering)
             restoring.reserveCapacityForRestoring(snapshotCaseCount + journalCases.count)
             var cases = RestoredCases(feed: feed, replaced: mayBeInSnapshot, journal: journalCases)
             while let item = cases.next() { restoring.restore(item) }
@@ -132,7 +145,7 @@ enum Recovery {
             }
             logger.info("loaded snapshot", metadata: ["path": "\(feed.path)", "seq": "\(snapshotSeq)", "cases": "\(feed.caseCount)"])
         } else {
-            store = CaseStore(config: config.engine, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
+            store = CaseStore(config: config.engine, numbering: numbering, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
         }
         for answer in journalAnswers { idempotency.remember(answer) }
         for event in journalAnnouncements.recent { announcements.restore(event) }

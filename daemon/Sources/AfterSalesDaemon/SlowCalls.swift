@@ -42,15 +42,27 @@ struct SlowCallLog {
             if let request = reply.request {
                 $0.caller = request.metadata["caller"] ?? ""
                 $0.requestBytes = UInt64(request.payload.count)
-                if let field = Self.caseIDField[method] { $0.caseID = Self.string(field: field, in: request.payload) ?? "" }
+                if let field = Self.caseIDField[method] { $0.caseID = WireFields.string(field, in: request.payload) ?? "" }
             }
         }
         if entries.count == capacity { entries.removeLast() }
         entries.prepend(entry)
     }
 
-    /// The first string field `field` of a serialized message.
-    private static func string(field wanted: UInt64, in payload: Data) -> String? {
+    /// SlowCalls: the newest `count` entries (all when 0).
+    func answer(_ request: Aftersales_V1_SlowCallsRequest) -> Aftersales_V1_SlowCallsResponse {
+        .with {
+            $0.calls = Array(request.count == 0 ? entries[...] : entries.prefix(Int(request.count)))
+            $0.thresholdUs = thresholdMicroseconds
+            $0.totalLogged = totalLogged
+        }
+    }
+}
+
+/// Single fields read straight from a serialized message, without decoding the rest.
+enum WireFields {
+    /// The first string field number `wanted`; nil when absent or unreadable.
+    static func string(_ wanted: UInt64, in payload: Data) -> String? {
         payload.withUnsafeBytes { bytes in
             var reader = WireReader(bytes)
             while !reader.isAtEnd {
@@ -64,12 +76,16 @@ struct SlowCallLog {
         }
     }
 
-    /// SlowCalls: the newest `count` entries (all when 0).
-    func answer(_ request: Aftersales_V1_SlowCallsRequest) -> Aftersales_V1_SlowCallsResponse {
-        .with {
-            $0.calls = Array(request.count == 0 ? entries[...] : entries.prefix(Int(request.count)))
-            $0.thresholdUs = thresholdMicroseconds
-            $0.totalLogged = totalLogged
+    /// The first varint field number `wanted`; nil when absent or unreadable.
+    static func varint(_ wanted: UInt64, in payload: Data) -> UInt64? {
+        payload.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            while !reader.isAtEnd {
+                guard let (field, wireType) = try? reader.tag() else { return nil }
+                if field == wanted, wireType == 0 { return try? reader.varint() }
+                guard (try? reader.skip(field: field, wireType: wireType)) != nil else { return nil }
+            }
+            return nil
         }
     }
 }

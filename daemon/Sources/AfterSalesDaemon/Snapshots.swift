@@ -28,9 +28,24 @@ struct SnapshotSchedule {
     let handOff = SnapshotHandOff()
 }
 
+/// Where a core's snapshots go.
+enum SnapshotTarget: Sendable {
+    /// Files in the data directory (a daemon on its own).
+    case directory(String)
+    /// The shard's rows in PostgreSQL (a cluster member), written under the shard's fence.
+    case shard(any ShardSnapshotStore)
+}
+
+/// Writes a cluster shard's snapshot: the bytes in the snapshot file format, covering the
+/// journal below `position`; deletes the journal rows it covers. Runs on the snapshot thread.
+protocol ShardSnapshotStore: Sendable {
+    /// Stores the snapshot; throws when the shard's fence no longer holds or PostgreSQL fails.
+    func write(position: UInt64, body: [UInt8], records: Int) throws -> SnapshotInfo
+}
+
 /// Everything a snapshot needs, captured on the loop thread; safe to run on another.
 struct SnapshotJob: Sendable {
-    let directory: String
+    let target: SnapshotTarget
     /// The announcement sequence number the snapshot includes.
     let seq: UInt64
     /// The journal position it covers up to (and its file name).
@@ -48,7 +63,8 @@ struct SnapshotJob: Sendable {
     /// Writes the snapshot file, then deletes the journal segments the kept snapshots
     /// cover; the outcome carries the snapshot's figures or its error.
     func run() -> SnapshotOutcome {
-        let written = write()
+        guard case .directory(let directory) = target else { return SnapshotOutcome(snapshot: writeToShard()) }
+        let written = write(into: directory)
         guard case .success(let info) = written else { return SnapshotOutcome(snapshot: written) }
         let covered = closedSegments.prefix { $0.end <= info.oldestKeptSequence }.map(\.path)
         do {
@@ -61,8 +77,25 @@ struct SnapshotJob: Sendable {
         }
     }
 
+    /// Writes the snapshot to the shard's rows.
+    private func writeToShard() -> Result<SnapshotInfo, Error> {
+        guard case .shard(let store) = target else { preconditionFailure("not a shard snapshot") }
+        return Result {
+            let encoded = try SnapshotFormat.encode(seq: journalPosition, records: records)
+            return try store.write(position: journalPosition, body: encoded.bytes, records: encoded.records)
+        }
+    }
+
     /// Writes the snapshot file.
-    private func write() -> Result<SnapshotInfo, Error> {
+    private func write(into directory: String) -> Result<SnapshotInfo, Error> {
+        let records = self.records
+        return Result {
+            try SnapshotWriter(directory: directory).write(seq: journalPosition, records: records)
+        }
+    }
+
+    /// The snapshot's records: the header, then every case, remembered answer and kept event.
+    private var records: some Sequence<[UInt8]> {
         let header = Aftersales_Storage_V1_SnapshotHeader.with {
             $0.format = 2
             $0.lastSeq = seq
@@ -94,11 +127,7 @@ struct SnapshotJob: Sendable {
             ProtoWire.appendField(3, kept, to: &item)
             return item
         }
-        return Result {
-            try SnapshotWriter(directory: directory).write(seq: journalPosition,
-                                                           records: [AnySequence(records), AnySequence(caseRecords),
-                                                                     AnySequence(answerRecords), AnySequence(eventRecords)].joined())
-        }
+        return [AnySequence(records), AnySequence(caseRecords), AnySequence(answerRecords), AnySequence(eventRecords)].joined()
     }
 }
 
@@ -146,7 +175,7 @@ extension DaemonCore {
         releaseDurableAnnouncements()
         let now = clock.now()
         snapshots.lastAt = now
-        return SnapshotJob(directory: config.dataDirectory, seq: announcements.publishedSeq, journalPosition: position,
+        return SnapshotJob(target: snapshotTarget, seq: announcements.publishedSeq, journalPosition: position,
                            nextCaseNumber: store.nextCaseNumber, takenAt: now,
                            cases: store.cases, answers: idempotency.inOrder, events: announcements.recent,
                            closedSegments: journal.closedSegments)

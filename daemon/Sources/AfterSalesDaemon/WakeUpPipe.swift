@@ -11,6 +11,8 @@ struct WakeUpReason: OptionSet, Sendable {
     static let reloadClients = WakeUpReason(rawValue: 8)
     /// The recovery thread has read the data directory (or failed to).
     static let recovered = WakeUpReason(rawValue: 16)
+    /// The shard loader has rebuilt a shard (cluster mode).
+    static let shardLoaded = WakeUpReason(rawValue: 32)
 }
 
 extension WakeUpPipe {

@@ -26,7 +26,7 @@ struct AftersalesdCommand: ParsableCommand {
             that is damaged or held by another daemon.
             """,
         version: Daemon.version,
-        subcommands: [Keygen.self]
+        subcommands: [Keygen.self, Cluster.self]
     )
 
     @Option(help: "The daemon's CURVE secret key file (aftersalesd keygen): both sockets become CURVE servers and only the keys in --clients are admitted. (env AFTERSALES_CURVE_SECRET_KEY)")
@@ -67,6 +67,18 @@ struct AftersalesdCommand: ParsableCommand {
     var idempotencyKeys: Int?
     @Option(help: "Announcements queued per subscriber before libzmq drops them (the subscriber then replays the gap). (env AFTERSALES_PUB_HWM, default 1000000)")
     var pubHwm: Int?
+    @Option(help: "Run as a member of the cluster whose journal, snapshots and shard ownership are in this PostgreSQL (created by `aftersalesd cluster init`); --data-dir is then unused. (env AFTERSALES_CLUSTER)")
+    var cluster: String?
+    @Option(help: "This member's name in the cluster's ownership table. (env AFTERSALES_MEMBER_NAME, default HOST:RPC-PORT)")
+    var memberName: String?
+    @Option(help: "The RPC endpoint other members' redirects send callers to, when it differs from --rpc (e.g. behind NAT). (env AFTERSALES_ADVERTISE_RPC)")
+    var advertiseRpc: String?
+    @Option(help: "The PUB endpoint to advertise, when it differs from --pub. (env AFTERSALES_ADVERTISE_PUB)")
+    var advertisePub: String?
+    @Option(help: "How long a shard stays this member's without renewal; another member takes it over after that. (env AFTERSALES_LEASE_TTL, default 5s)")
+    var leaseTtl: String?
+    @Option(help: "Most shards this member serves; by default its even share of the cluster's. (env AFTERSALES_MAX_SHARDS)")
+    var maxShards: Int?
     @Option(help: "Serve Prometheus /metrics, /healthz and /readyz over HTTP on HOST:PORT (e.g. 127.0.0.1:9464); off when unset. (env AFTERSALES_METRICS_LISTEN)")
     var metricsListen: String?
     @Option(help: "Log calls that take at least this long (receipt to reply; 500us, 10ms, 1s) for AdminService/SlowCalls; 0 = off. (env AFTERSALES_SLOW_CALL_THRESHOLD, default 10ms)")
@@ -152,6 +164,23 @@ struct AftersalesdCommand: ParsableCommand {
         if let v = try integer(pubHwm, "PUB_HWM", "pub-hwm") {
             guard v >= 1, v <= Int(Int32.max) else { throw ValidationError("--pub-hwm: must be between 1 and \(Int32.max)") }
             config.pubHighWaterMark = Int32(v)
+        }
+        if let url = setting(cluster, "CLUSTER") {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+                throw ValidationError("--cluster: '\(ClusterSettings.redacted(url))' is not a postgres:// URL")
+            }
+            let port = config.rpcEndpoint.split(separator: ":").last.map(String.init) ?? "0"
+            var settings = ClusterSettings(url: url, memberName: setting(memberName, "MEMBER_NAME") ?? "\(ProcessInfo.processInfo.hostName):\(port)")
+            settings.advertiseRPC = setting(advertiseRpc, "ADVERTISE_RPC")
+            settings.advertisePub = setting(advertisePub, "ADVERTISE_PUB")
+            try duration(leaseTtl, "LEASE_TTL", "lease-ttl", into: &settings.leaseTTLMs)
+            guard settings.leaseTTLMs >= 1_000 else { throw ValidationError("--lease-ttl: at least 1s (leases are renewed every second)") }
+            settings.renewIntervalMs = min(1_000, settings.leaseTTLMs / 3)
+            if let v = try integer(maxShards, "MAX_SHARDS", "max-shards") {
+                guard v >= 1 else { throw ValidationError("--max-shards: at least 1") }
+                settings.maxShards = v
+            }
+            config.cluster = settings
         }
         config.metricsListen = setting(metricsListen, "METRICS_LISTEN")
         if let listen = config.metricsListen {
@@ -274,5 +303,32 @@ struct Keygen: ParsableCommand {
         try SecretKeyFile.write(keys.secretKey, to: secretPath)
         try Data((keys.publicKey + "\n").utf8).write(to: URL(fileURLWithPath: publicPath), options: .withoutOverwriting)
         print("\(secretPath)  secret (mode 0600)\n\(publicPath)  public: \(keys.publicKey)")
+    }
+}
+
+/// `aftersalesd cluster …`: creating a cluster's tables in PostgreSQL.
+struct Cluster: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cluster mode: members keep their journal, snapshots and shard ownership in PostgreSQL.",
+        subcommands: [Init.self])
+
+    /// `aftersalesd cluster init --shards 64 postgres://…`.
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a cluster's tables and its shards in an empty PostgreSQL database (refused when one exists).",
+            discussion: "The shard count is fixed for the cluster's life: a case lives in shard hash(order line) mod S, and its id says which.")
+        @Option(help: "How many shards the cases are spread over (1…4096); at least a few per member you will ever run.") var shards: Int = 64
+        @Argument(help: "postgres://USER@HOST:PORT/DATABASE") var url: String
+
+        func run() throws {
+            guard (1...4096).contains(shards) else { throw ValidationError("--shards: between 1 and 4096") }
+            do {
+                let target = try ClusterSetup.initialize(url: url, shards: shards)
+                print("created a cluster of \(shards) shards in \(target)")
+            } catch {
+                FileHandle.standardError.write(Data("aftersalesd cluster init: \(error)\n".utf8))
+                throw ExitCode(78)
+            }
+        }
     }
 }

@@ -38,6 +38,52 @@ enum SnapshotFormat {
         return bytes
     }
 
+    /// A whole snapshot in memory, in the file's format (a cluster shard's snapshot is
+    /// stored as these bytes in PostgreSQL). Throws `.recordTooLarge`.
+    static func encode(seq: UInt64, records: some Sequence<[UInt8]>) throws -> (bytes: [UInt8], records: Int) {
+        var bytes = magic
+        for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: seq >> UInt64(shift))) }
+        var count = 0
+        for record in records {
+            try RecordFraming.append(record, to: &bytes)
+            count += 1
+        }
+        try RecordFraming.append(trailer(count: UInt64(count)), to: &bytes)
+        return (bytes, count)
+    }
+
+    /// Checks a snapshot held in memory (`encode`'s form, every record's checksum and the
+    /// trailer's count) and finds its records; `place` names it in errors.
+    static func decode(_ bytes: [UInt8], seq: UInt64, place: String) throws -> LoadedSnapshot {
+        func invalid(_ reason: String) -> StorageError {
+            StorageError(.noValidSnapshot, path: place, "snapshot \(place) is not usable: \(reason)")
+        }
+        guard bytes.count >= headerSize, Array(bytes[0..<8]) == magic else { throw invalid("bad or short \"ASSNAP01\" header") }
+        let stored = bytes[8..<16].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard stored == seq else { throw invalid("header says sequence \(stored), the row says \(seq)") }
+        var ranges: [Range<Int>] = []
+        var at = headerSize
+        try bytes.withUnsafeBytes { raw in
+            while at < raw.count {
+                guard raw.count - at >= RecordFraming.headerSize else { throw invalid("cut short at offset \(at)") }
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                let checksum = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self))
+                let payload = at + RecordFraming.headerSize
+                guard length <= RecordFraming.maxRecordLength, raw.count - payload >= length else { throw invalid("cut short at offset \(at)") }
+                guard RecordFraming.checksum(UnsafeRawBufferPointer(rebasing: raw[payload..<payload + length])) == checksum else {
+                    throw invalid("checksum mismatch at offset \(at)")
+                }
+                ranges.append(payload..<payload + length)
+                at = payload + length
+            }
+        }
+        guard let last = ranges.popLast(), bytes[last].starts(with: trailerMarker), last.count == trailerMarker.count + 8,
+              bytes[last].suffix(8).reversed().reduce(UInt64(0), { $0 << 8 | UInt64($1) }) == UInt64(ranges.count) else {
+            throw invalid("no completion trailer with the right count")
+        }
+        return LoadedSnapshot(seq: seq, path: place, bytes: bytes, ranges: ranges, rejected: [])
+    }
+
     /// Snapshot files (`.snap` only) in `directory`, newest first.
     static func list(_ directory: String) throws -> [(seq: UInt64, path: String)] {
         try StorageIO.listDirectory(directory)
