@@ -177,6 +177,24 @@ if tmon and tmoff:
         fmt(med(x["calls_per_s"] for x in tmon)), fmt(med(x["calls_per_s"] for x in tmoff)), fr(r), "≥ 0.97×",
         (r[0] >= 0.97) if r[0] else None)
 
+# 8 cluster mode vs a daemon on its own
+cl, solo = pick("latency", target="cluster"), pick("latency", target="solo-always")
+if cl and solo:
+    for key, name in [("rtt_p50_us", "p50"), ("rtt_p99_us", "p99")]:
+        r = ratio(cl, solo, key)
+        row(f"8 GetCase round trip {name} (µs), cluster member (PostgreSQL) vs a daemon on its own", fmt(med(x[key] for x in cl), digits=1),
+            fmt(med(x[key] for x in solo), digits=1), fr(r), "", None)
+tcl, tsolo = pick("throughput", label="cluster"), pick("throughput", label="solo-always")
+if tcl and tsolo:
+    r = ratio(tcl, tsolo, "calls_per_s")
+    row("8 mutating calls/s, 50 callers: 2 members + 1 PostgreSQL vs a daemon on its own (--fsync always)",
+        fmt(med(x["calls_per_s"] for x in tcl)), fmt(med(x["calls_per_s"] for x in tsolo)), fr(r), "≥ 0.7×",
+        (r[0] >= 0.7) if r[0] else None)
+for x in pick("failover"):
+    row(f"8 failover, kill -9 → first answered call on a moved shard, {x['kills']} kills (lease {x['lease_ttl']})",
+        f"median {x['median_ms']:,.0f} ms", f"max {x['max_ms']:,.0f} ms", "", "≤ lease + 2 s",
+        x["max_ms"] <= 7000)
+
 # 5 refused calls
 for x in pick("refused"):
     row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",

@@ -6,13 +6,13 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics cluster"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics cluster}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
@@ -27,6 +27,7 @@ if [[ "$QUICK" == 1 ]]; then
   EXPIRY_N=20000; EXPIRY_SPREAD=10
   BURST_N=10000; BURST_TTL=12s
   SCALE_N=50000; SCALE_TAIL=5000
+  FAILOVER_KILLS=3
 else
   ROUNDS="${BENCH_ROUNDS:-5}"
   LAT_COUNT=20000; LAT_SECONDS=5
@@ -35,6 +36,7 @@ else
   EXPIRY_N="${BENCH_EXPIRY_N:-1000000}"; EXPIRY_SPREAD=60
   BURST_N=100000; BURST_TTL=25s
   SCALE_N="${BENCH_SCALE_N:-1000000}"; SCALE_TAIL=50000
+  FAILOVER_KILLS=10
 fi
 # Payload of the Redis SETs: about the size of a CreateCase request.
 REDIS_SET_BYTES=150
@@ -245,6 +247,35 @@ if [[ " $ONLY " == *" metrics "* ]]; then
   kill "$SCRAPER" 2>/dev/null || true
   stop_named moff; stop_named mon
   rm -rf "$WORK/moff" "$WORK/mon"
+fi
+
+# --- 8 cluster mode vs a daemon on its own ----------------------------------------------
+if [[ " $ONLY " == *" cluster "* ]]; then
+  log "cluster: one PostgreSQL + two members vs a daemon on its own (--fsync always: the same durability), alternating rounds"
+  # Its own directory under /tmp: the server runs as an unprivileged user, who cannot enter $WORK (0700).
+  PG_DIR="$(mktemp -u /tmp/aftersales-bench-pg.XXXXXX)"
+  PG_LINE="$("$ROOT/scripts/pg-throwaway" start --owner-pid $$ "$PG_DIR")"
+  PG_URL="${PG_LINE%% *}"
+  "$DAEMON" cluster init --shards 16 "$PG_URL" >&2
+  start_daemon c1 "$WORK/c1" --cluster "$PG_URL" --member-name c1
+  start_daemon c2 "$WORK/c2" --cluster "$PG_URL" --member-name c2
+  start_daemon solo "$WORK/solo" --fsync always
+  "$BENCH" cluster-ready --endpoint "$RPC_c1" --members 2 >&2
+  PREP_C="$("$BENCH" prepare --endpoint "$RPC_c1")"
+  CASE_C="$(json "$PREP_C" case_id)"; OWNER_C="$(json "$PREP_C" endpoint)"
+  CASE_SOLO="$(json "$("$BENCH" prepare --endpoint "$RPC_solo")" case_id)"
+  for ((r = 1; r <= ROUNDS; r++)); do
+    record $r "$("$BENCH" latency --endpoint "$OWNER_C" --target cluster --case-id "$CASE_C" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+    record $r "$("$BENCH" latency --endpoint "$RPC_solo" --target solo-always --case-id "$CASE_SOLO" --count $LAT_COUNT --seconds $LAT_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_c1" --cluster --label cluster --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_solo" --label solo-always --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+  done
+  stop_named c1; stop_named c2; stop_named solo
+  "$ROOT/scripts/pg-throwaway" stop "$PG_DIR" >&2
+  rm -rf "$PG_DIR"
+  log "cluster: failover, kill -9 of a member then a new one, $FAILOVER_KILLS times (members' default 5 s lease)"
+  record 1 "$("$BENCH" failover --kills "$FAILOVER_KILLS")"
+  rm -rf "$WORK/c1" "$WORK/c2" "$WORK/solo"
 fi
 
 # --- 5 refused calls ----------------------------------------------------------------------

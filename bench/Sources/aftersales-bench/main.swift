@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aftersales-bench",
         abstract: "Benchmarks for aftersalesd (driven by bench/run.sh).",
-        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self]
+        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self, Failover.self, ClusterReady.self]
     )
 }
 
@@ -32,17 +32,25 @@ struct Prepare: ParsableCommand {
     func run() throws {
         let context = try ZMQContext()
         let caller = try TestCaller(endpoint, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials)
-        let created = try caller.call(RPCs.createCase, Cases.proposal(order: runPrefix("lat")))
+        // In a cluster the case is made on (and read from) the member that owns its shard.
+        var answer = try caller.callRaw(.createCase, Cases.proposal(order: runPrefix("lat")))
+        var owner = endpoint
+        if answer.code == .unavailable, answer.hasRedirect, !answer.redirect.rpcEndpoint.isEmpty {
+            owner = answer.redirect.rpcEndpoint
+            answer = try TestCaller(owner, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials)
+                .callRaw(.createCase, Cases.proposal(order: runPrefix("lat")))
+        }
+        let created = try answer.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
         let request = Cases.getCase(1, created.case.caseID)
         let req = try ZMQSocket(context, .req)
         try req.setReceiveTimeout(10_000)
         try curve.apply(to: req)
-        try req.connect(endpoint)
+        try req.connect(owner)
         try req.send(request)
         guard let reply = try req.receive(), reply.count == 1 else { throw BenchError("no GetCase reply") }
         let env = try ResponseEnvelope(serializedBytes: reply[0])
         _ = try env.decodedPayload(as: Aftersales_V1_GetCaseResponse.self)
-        emit(["case_id": created.case.caseID, "request_bytes": request.count, "reply_bytes": reply[0].count])
+        emit(["case_id": created.case.caseID, "endpoint": owner, "request_bytes": request.count, "reply_bytes": reply[0].count])
     }
 }
 
@@ -117,6 +125,8 @@ struct Throughput: ParsableCommand {
     @Option(help: "Unmeasured seconds first.") var warmupSeconds: Double = 1
     @Flag(help: "Each caller creates on one socket and agrees on a second (as two services would: with CURVE, a consumer and a merchant key).")
     var splitRoles = false
+    @Flag(help: "The endpoint is a cluster member: read GetClusterMap and send each call straight to its shard's owner (one socket per caller and member).")
+    var cluster = false
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
@@ -124,12 +134,22 @@ struct Throughput: ParsableCommand {
         var sockets: [ZMQSocket] = []
         var poller = ZMQPoller()
         let split = splitRoles || curve.merchantKey != nil
-        for index in 0..<(split ? 2 * connections : connections) {
+        // Members (one in the single-node case) and which serves each shard.
+        var members = [endpoint]
+        var ownerOfShard: [Int] = [0]
+        if cluster {
+            let map = try TestCaller(endpoint, context: context).call(RPCs.getClusterMap, .init())
+            members = Array(Set(map.shards.map(\.rpcEndpoint).filter { !$0.isEmpty })).sorted()
+            ownerOfShard = map.shards.sorted { $0.shard < $1.shard }.map { members.firstIndex(of: $0.rpcEndpoint) ?? 0 }
+        }
+        let shardCount = UInt64(ownerOfShard.count)
+        let socketsPerCaller = (split ? 2 : 1) * members.count
+        for index in 0..<(connections * socketsPerCaller) {
             let s = try ZMQSocket(context, .dealer)
             try s.setSendHighWaterMark(0)
             try s.setReceiveHighWaterMark(0)
-            try curve.apply(to: s, merchant: index >= connections)
-            try s.connect(endpoint)
+            try curve.apply(to: s, merchant: split && (index % socketsPerCaller) >= members.count)
+            try s.connect(members[index % members.count])
             sockets.append(s)
             _ = poller.add(s)
         }
@@ -150,19 +170,24 @@ struct Throughput: ParsableCommand {
             seq += 1
             let id = (seq << 20) | UInt64(slot)
             let body: [UInt8]
+            let shard: UInt64
             if let caseID = pendingCase[slot] {
                 body = Cases.envelope(id, .merchantAgree, Aftersales_V1_MerchantAgreeRequest.with {
                     $0.caseID = caseID
                     $0.merchantID = "M-bench"
                     $0.note = "ok"
                 })
+                shard = ShardKey.shard(caseID: caseID, shardCount: shardCount) ?? 0
             } else {
                 orderN += 1
-                body = Cases.envelope(id, .createCase, Cases.plain(order: "\(prefix)-\(orderN)"))
+                let request = Cases.plain(order: "\(prefix)-\(orderN)")
+                body = Cases.envelope(id, .createCase, request)
+                shard = ShardKey.shard(orderID: request.orderID, orderLineID: request.orderLineID, shardCount: shardCount)
             }
             sentAt[slot] = monoNanos()
             let agreeing = split && pendingCase[slot] != nil
-            try sockets[slot / inflight + (agreeing ? connections : 0)].send(WireFrames.dealerCall(body: body))
+            let socket = (slot / inflight) * socketsPerCaller + (agreeing ? members.count : 0) + ownerOfShard[Int(shard)]
+            try sockets[socket].send(WireFrames.dealerCall(body: body))
             outstanding += 1
         }
 
@@ -214,6 +239,7 @@ struct Throughput: ParsableCommand {
         out["label"] = label
         out["curve"] = curve.key != nil
         out["connections"] = connections
+        out["members"] = members.count
         out["inflight"] = inflight
         out["calls_per_s"] = (Double(measured) / seconds).rounded()
         out["creates"] = creates
@@ -453,3 +479,71 @@ struct Scale: ParsableCommand {
 }
 
 Bench.main()
+
+// MARK: - cluster failover
+
+struct Failover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cluster failover: a throwaway PostgreSQL, two members; kill -9 the owner of a shard and time until a call on that shard succeeds at another member; a new member replaces the killed one; N times.")
+    @Option(help: "Kills.") var kills: Int = 10
+    @Option(help: "Shards of the cluster.") var shards: UInt64 = 16
+    @Option(help: "Members' lease TTL (their default is 5s).") var leaseTtl: String = "5s"
+
+    func run() throws {
+        let cluster = try ClusterFixture(shards: shards, members: 2, leaseTTL: leaseTtl)
+        var servedBy = try cluster.waitUntilServed(within: .seconds(60))
+        var times: [Double] = []
+        for round in 1...kills {
+            guard let (shard, victim) = servedBy.sorted(by: { $0.key < $1.key }).first(where: { $0.value === cluster.running.last }) else {
+                throw BenchError("round \(round): no shard on the newest member")
+            }
+            let killedAt = monoNanos()
+            victim.kill()
+            var back: UInt64?
+            while back == nil, monoNanos() - killedAt < 60_000_000_000 {
+                if cluster.running.contains(where: { cluster.serves($0, shard: shard) }) { back = monoNanos() }
+                else { usleep(10_000) }
+            }
+            guard let back else { throw BenchError("round \(round): shard \(shard) not served again within 60 s") }
+            times.append(Double(back - killedAt) / 1e6)
+            FileHandle.standardError.write(Data("[failover] round \(round): shard \(shard) answered again after \(Int(times.last!)) ms\n".utf8))
+            try cluster.addMember()
+            servedBy = try cluster.waitUntilServed(within: .seconds(60))
+        }
+        let sorted = times.sorted()
+        emit(["bench": "failover", "kills": kills, "lease_ttl": leaseTtl, "shards": shards,
+              "median_ms": sorted[sorted.count / 2].rounded(), "max_ms": sorted.last!.rounded(), "min_ms": sorted.first!.rounded()])
+    }
+}
+
+/// Waits until a cluster has settled: every shard owned and served, each member with its share.
+struct ClusterReady: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Wait (bounded) until every shard of the cluster is served and spread evenly over N members.")
+    @Option(help: "Any member's RPC endpoint.") var endpoint: String
+    @Option(help: "Members expected.") var members: Int = 2
+    @Option(help: "Give up after this many seconds.") var seconds: Double = 60
+
+    func run() throws {
+        let context = try ZMQContext()
+        let deadline = monoNanos() + UInt64(seconds * 1e9)
+        while monoNanos() < deadline {
+            if let map = try? TestCaller(endpoint, context: context, receiveTimeoutMs: 2_000).call(RPCs.getClusterMap, .init()) {
+                let owners = Dictionary(grouping: map.shards.filter { !$0.rpcEndpoint.isEmpty }, by: \.rpcEndpoint)
+                let share = Int(map.shardCount) / members
+                let settled = owners.count == members && owners.values.allSatisfy { $0.count >= share }
+                    && map.shards.allSatisfy { shard in
+                        let probe = "AS" + String(format: "%010d", 99_999 * Int(map.shardCount) + Int(shard.shard))
+                        let answer = try? TestCaller(shard.rpcEndpoint, context: context, receiveTimeoutMs: 2_000)
+                            .callRaw(.getCase, Aftersales_V1_GetCaseRequest.with { $0.caseID = probe })
+                        return answer?.code == .notFound
+                    }
+                if settled {
+                    emit(["bench": "cluster-ready", "members": members, "shards": map.shardCount])
+                    return
+                }
+            }
+            usleep(100_000)
+        }
+        throw BenchError("the cluster did not settle within \(seconds) s")
+    }
+}

@@ -344,7 +344,14 @@ struct Watch: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many announcements.") var count: Int?
 
     func run() async throws {
-        try await global.run { client in
+        try await global.run { client in try await watch(client) }
+    }
+
+    // swiftc 6.3.1 crashes (signal 11, "while splitting coroutine") optimizing this loop in
+    // release builds; it waits on the network, so it loses nothing by not being optimized.
+    @_optimize(none)
+    private func watch(_ client: AfterSalesClient) async throws {
+        do {
             let subscriber = EventSubscriber(client: client, endpoint: global.eventsEndpoint, topics: topics, from: from)
             defer { subscriber.close() }
             var seen = 0
@@ -352,7 +359,7 @@ struct Watch: AsyncParsableCommand {
             for try await item in subscriber {
                 switch item {
                 case .announcement(let event):
-                    print(global.json ? try global.jsonText(event) : describe(event))
+                    print(try line(for: event))
                     fflush(nil)  // a line as it happens, also into a pipe
                     seen += 1
                     if let count, seen >= count { return }
@@ -388,6 +395,11 @@ struct Watch: AsyncParsableCommand {
                 }
             }
         }
+    }
+
+    /// One announcement as printed.
+    private func line(for event: EventEnvelope) throws -> String {
+        global.json ? try global.jsonText(event) : describe(event)
     }
 }
 

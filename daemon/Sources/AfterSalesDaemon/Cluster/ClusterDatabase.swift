@@ -190,27 +190,39 @@ final class ClusterDatabase {
     /// One turn's records of several shards, all or nothing, each shard fenced by its
     /// epoch. Returns the shards whose fence failed (then nothing was written at all and
     /// the caller retries without them); empty when the records are committed.
+    ///
+    /// One statement, so one round trip and its own transaction: the fence UPDATE takes
+    /// the shards' row locks and counts the rows still ours; the INSERT writes only when
+    /// that count is every shard of the batch. (A claim of one of these shards waits for
+    /// the locks, so it sees the records, or the UPDATE sees the claim's new epoch.)
     func commit(member: String, batches: [(shard: UInt64, epoch: UInt64, records: [(seq: UInt64, record: [UInt8])])]) throws -> Set<UInt64> {
         let owned = Dictionary(uniqueKeysWithValues: batches.map { ($0.shard, $0.epoch) })
         let (shards, epochs) = Self.arrays(owned)
-        return try connection.transaction { c -> Set<UInt64> in
-            let fenced = try c.execute("""
-                UPDATE aftersales_shards SET committed_at = now()
-                WHERE owner = $1 AND (shard, epoch) IN (SELECT * FROM unnest($2::int[], $3::bigint[]))
-                RETURNING shard
-                """, [.text(member), .text(shards), .text(epochs)])
-            let holding = Set(try (0..<fenced.rowCount).map { UInt64(try fenced.int64(row: $0, column: 0)) })
-            let lost = Set(owned.keys).subtracting(holding)
-            if !lost.isEmpty { throw FencedShards(shards: lost) }
-            var rows: [[PostgresValue]] = []
-            for batch in batches {
-                for item in batch.records {
-                    rows.append([.integer(Int64(batch.shard)), .integer(Int64(item.seq)), .integer(Int64(batch.epoch)), .bytes(item.record)])
-                }
+        var parameters: [PostgresValue] = [.text(member), .text(shards), .text(epochs), .int(owned.count)]
+        var values: [String] = []
+        for batch in batches {
+            for item in batch.records {
+                let n = parameters.count
+                values.append("($\(n + 1)::int, $\(n + 2)::bigint, $\(n + 3)::bigint, $\(n + 4)::bytea)")
+                parameters += [.integer(Int64(batch.shard)), .integer(Int64(item.seq)), .integer(Int64(batch.epoch)), .bytes(item.record)]
             }
-            try c.insert(into: "aftersales_journal", columns: ["shard", "seq", "epoch", "record"], rows: rows)
-            return []
         }
+        let result = try connection.executePrepared("""
+            WITH fence AS (
+              UPDATE aftersales_shards SET committed_at = now()
+              WHERE owner = $1 AND (shard, epoch) IN (SELECT * FROM unnest($2::int[], $3::bigint[]))
+              RETURNING shard),
+            written AS (
+              INSERT INTO aftersales_journal (shard, seq, epoch, record)
+              SELECT * FROM (VALUES \(values.joined(separator: ", "))) AS v
+              WHERE (SELECT count(*) FROM fence) = $4
+              RETURNING 1)
+            SELECT coalesce((SELECT string_agg(shard::text, ',') FROM fence), ''), (SELECT count(*) FROM written)
+            """, parameters)
+        let holding = Set(try result.string(row: 0, column: 0).split(separator: ",").compactMap { UInt64($0) })
+        let lost = Set(owned.keys).subtracting(holding)
+        if !lost.isEmpty { throw FencedShards(shards: lost) }
+        return []
     }
 
     /// A shard's newest usable snapshot and the journal records after it, read in one
