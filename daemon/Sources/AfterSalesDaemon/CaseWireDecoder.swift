@@ -41,7 +41,7 @@ enum CaseWireDecoder {
     /// Decodes one `aftersales.v1.Case`.
     static func decodeCase(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Case {
         var reader = WireReader(bytes)
-        var fields = CaseFields()
+        var fields = CaseWire()
         try fields.merge(&reader)
         return try fields.build()
     }
@@ -186,7 +186,7 @@ struct WireReader {
 }
 
 /// Typed reads of one field's value; the caller has checked the wire type (`accepts`).
-private extension WireReader {
+extension WireReader {
     /// Whether field `field` arrived with the wire type it is declared with (`expected`;
     /// `packable` for a repeated enum, which may come packed or not). If not, it is
     /// skipped as an unknown field, as SwiftProtobuf does, and the answer is false.
@@ -230,75 +230,11 @@ private extension WireReader {
 /// An engine enum from its proto number.
 private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] { EnumMapping.engine(number: number) }
 
-// MARK: - Messages, field by field (numbers: CaseWireFields.generated.swift, from case.proto)
+// MARK: - From the wire to the engine's types
+// The per-message structs and their `merge` loops are generated from case.proto
+// (CaseWireFields.generated.swift); here is only what the engine's types need from them.
 
-private struct CaseFields {
-    var caseID = "", orderID = "", orderLineID = "", consumerID = "", merchantID = "", category = "", reason = ""
-    var type = 0, delivery = 0, returnShippingPayer = 0, status = 0, closeReason = 0, refundReason = 0
-    var paidAmount: Int64 = 0, refundAmount: Int64 = 0, pausedReviewRemaining: Int64 = 0
-    var createdAt: Int64 = 0, updatedAt: Int64 = 0
-    var version: UInt64 = 0
-    var signals = SignalsFields()
-    var proposal: ProposalFields?
-    var merchantOffer: OfferFields?
-    var deadline: DeadlineFields?
-    var returnShipment: ShipmentFields?
-    var history: [HistoryFields] = []
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch CaseField(rawValue: field) {
-            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
-            case .orderID?: if try r.accepts(field, wt, 2) { orderID = try r.string() }
-            case .orderLineID?: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
-            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
-            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
-            case .category?: if try r.accepts(field, wt, 2) { category = try r.string() }
-            case .reason?: if try r.accepts(field, wt, 2) { reason = try r.string() }
-            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
-            case .delivery?: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
-            case .paidAmount?: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
-            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
-            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
-            case .status?: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
-            case .signals?: if try r.accepts(field, wt, 2) { var m = try r.message(); try signals.merge(&m) }
-            case .proposal?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message(), p = proposal ?? ProposalFields()
-                try p.merge(&m)
-                proposal = p
-            case .merchantOffer?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message(), o = merchantOffer ?? OfferFields()
-                try o.merge(&m)
-                merchantOffer = o
-            case .deadline?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message(), d = deadline ?? DeadlineFields()
-                try d.merge(&m)
-                deadline = d
-            case .pausedReviewRemainingMs?: if try r.accepts(field, wt, 0) { pausedReviewRemaining = try r.int64() }
-            case .returnShipment?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message(), s = returnShipment ?? ShipmentFields()
-                try s.merge(&m)
-                returnShipment = s
-            case .closeReason?: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
-            case .refundReason?: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
-            case .createdAtMs?: if try r.accepts(field, wt, 0) { createdAt = try r.int64() }
-            case .updatedAtMs?: if try r.accepts(field, wt, 0) { updatedAt = try r.int64() }
-            case .version?: if try r.accepts(field, wt, 0) { version = try r.varint() }
-            case .history?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message(), h = HistoryFields()
-                try h.merge(&m)
-                history.append(h)
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-
+extension CaseWire {
     func build() throws(CaseWireDecoder.Failure) -> Case {
         func required<E: CaseIterable>(_ number: Int, _ field: String) throws(CaseWireDecoder.Failure) -> E where E.AllCases == [E] {
             guard let value: E = engine(number) else { throw .invalid(StoredCaseError(caseID: caseID, field: field)) }
@@ -309,189 +245,48 @@ private struct CaseFields {
             caseID: caseID, orderID: orderID, orderLineID: orderLineID, consumerID: consumerID, merchantID: merchantID,
             category: category, reason: reason, type: try required(type, "type"), delivery: try required(delivery, "delivery"),
             paidAmount: paidAmount, refundAmount: refundAmount, returnShippingPayer: engine(returnShippingPayer),
-            status: try required(status, "status"), signals: signals.build(),
+            status: try required(status, "status"), signals: (signals ?? SignalsWire()).build(),
             proposal: try proposal.map { p throws(CaseWireDecoder.Failure) in
-                Proposal(issuedAt: p.issuedAt, expiresAt: p.expiresAt, state: try required(p.state, "proposal.state"),
+                Proposal(issuedAt: p.issuedAtMs, expiresAt: p.expiresAtMs, state: try required(p.state, "proposal.state"),
                          issueKind: try required(p.issueKind, "proposal.issue_kind"), reasons: p.reasons, score: p.score,
-                         decidedAt: p.decidedAt == 0 ? nil : p.decidedAt)
+                         decidedAt: p.decidedAtMs == 0 ? nil : p.decidedAtMs)
             },
             merchantOffer: try merchantOffer.map { o throws(CaseWireDecoder.Failure) in
                 MerchantOffer(type: try required(o.type, "merchant_offer.type"), refundAmount: o.refundAmount,
-                              returnShippingPayer: engine(o.returnShippingPayer), note: o.note, offeredAt: o.offeredAt,
-                              expiresAt: o.expiresAt, state: try required(o.state, "merchant_offer.state"))
+                              returnShippingPayer: engine(o.returnShippingPayer), note: o.note, offeredAt: o.offeredAtMs,
+                              expiresAt: o.expiresAtMs, state: try required(o.state, "merchant_offer.state"))
             },
             deadline: try deadline.map { d throws(CaseWireDecoder.Failure) in
-                Deadline(kind: try required(d.kind, "deadline.kind"), dueAt: d.dueAt)
+                Deadline(kind: try required(d.kind, "deadline.kind"), dueAt: d.dueAtMs)
             },
-            pausedReviewRemaining: pausedReviewRemaining == 0 ? nil : pausedReviewRemaining,
-            returnShipment: returnShipment.map { ReturnShipment(carrier: $0.carrier, trackingNumber: $0.trackingNumber, shippedAt: $0.shippedAt) },
+            pausedReviewRemaining: pausedReviewRemainingMs == 0 ? nil : pausedReviewRemainingMs,
+            returnShipment: returnShipment.map { ReturnShipment(carrier: $0.carrier, trackingNumber: $0.trackingNumber, shippedAt: $0.shippedAtMs) },
             closeReason: engine(closeReason), refundReason: engine(refundReason),
-            createdAt: createdAt, updatedAt: updatedAt, version: version,
+            createdAt: createdAtMs, updatedAt: updatedAtMs, version: version,
             history: try history.map { h throws(CaseWireDecoder.Failure) in try h.build(caseID: caseID) })
     }
 }
 
-private struct SignalsFields {
-    var anomalies: [Int] = []
-    var evidence: [Evidence] = []
-    var violations: UInt32 = 0, complaintRate: UInt32 = 0, refundOnlyCount: UInt32 = 0
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch SignalsField(rawValue: field) {
-            case .logisticsAnomalies?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &anomalies) }
-            case .evidence?:
-                guard try r.accepts(field, wt, 2) else { continue }
-                var m = try r.message()
-                var e = EvidenceFields()
-                try e.merge(&m)
-                // Evidence of a kind this build does not know is dropped, as Signals(stored:) does.
-                if let kind: EvidenceKind = engine(e.kind) {
-                    evidence.append(Evidence(kind: kind, tags: e.tags.compactMap { engine($0) }, description: e.description,
-                                             uri: e.uri, addedAt: e.addedAt))
-                }
-            case .merchantViolations90D?: if try r.accepts(field, wt, 0) { violations = try r.uint32() }
-            case .merchantComplaintRateBp?: if try r.accepts(field, wt, 0) { complaintRate = try r.uint32() }
-            case .consumerRefundOnlyCount30D?: if try r.accepts(field, wt, 0) { refundOnlyCount = try r.uint32() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-
+extension SignalsWire {
     func build() -> Signals {
-        Signals(logisticsAnomalies: anomalies.compactMap { engine($0) }, evidence: evidence, merchantViolations90d: violations,
-                merchantComplaintRateBasisPoints: complaintRate, consumerRefundOnlyCount30d: refundOnlyCount)
+        // Evidence of a kind this build does not know is dropped, as Signals(stored:) does.
+        let known = evidence.compactMap { e -> Evidence? in
+            guard let kind: EvidenceKind = engine(e.kind) else { return nil }
+            return Evidence(kind: kind, tags: e.tags.compactMap { engine($0) }, description: e.description, uri: e.uri, addedAt: e.addedAtMs)
+        }
+        return Signals(logisticsAnomalies: logisticsAnomalies.compactMap { engine($0) }, evidence: known,
+                       merchantViolations90d: merchantViolations90D, merchantComplaintRateBasisPoints: merchantComplaintRateBp,
+                       consumerRefundOnlyCount30d: consumerRefundOnlyCount30D)
     }
 }
 
-private struct EvidenceFields {
-    var kind = 0
-    var tags: [Int] = []
-    var description = "", uri = ""
-    var addedAt: Int64 = 0
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch EvidenceField(rawValue: field) {
-            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
-            case .tags?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &tags) }
-            case .description?: if try r.accepts(field, wt, 2) { description = try r.string() }
-            case .uri?: if try r.accepts(field, wt, 2) { uri = try r.string() }
-            case .addedAtMs?: if try r.accepts(field, wt, 0) { addedAt = try r.int64() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-}
-
-private struct ProposalFields {
-    var issuedAt: Int64 = 0, expiresAt: Int64 = 0, decidedAt: Int64 = 0
-    var state = 0, issueKind = 0
-    var reasons: [String] = []
-    var score: Int32 = 0
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch ProposalField(rawValue: field) {
-            case .issuedAtMs?: if try r.accepts(field, wt, 0) { issuedAt = try r.int64() }
-            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
-            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
-            case .issueKind?: if try r.accepts(field, wt, 0) { issueKind = try r.enumNumber() }
-            case .reasons?: if try r.accepts(field, wt, 2) { reasons.append(try r.string()) }
-            case .score?: if try r.accepts(field, wt, 0) { score = Int32(truncatingIfNeeded: try r.int64()) }
-            case .decidedAtMs?: if try r.accepts(field, wt, 0) { decidedAt = try r.int64() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-}
-
-private struct OfferFields {
-    var type = 0, returnShippingPayer = 0, state = 0
-    var refundAmount: Int64 = 0, offeredAt: Int64 = 0, expiresAt: Int64 = 0
-    var note = ""
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch MerchantOfferField(rawValue: field) {
-            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
-            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
-            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
-            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
-            case .offeredAtMs?: if try r.accepts(field, wt, 0) { offeredAt = try r.int64() }
-            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAt = try r.int64() }
-            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-}
-
-private struct DeadlineFields {
-    var kind = 0
-    var dueAt: Int64 = 0
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch DeadlineField(rawValue: field) {
-            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
-            case .dueAtMs?: if try r.accepts(field, wt, 0) { dueAt = try r.int64() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-}
-
-private struct ShipmentFields {
-    var carrier = "", trackingNumber = ""
-    var shippedAt: Int64 = 0
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch ReturnShipmentField(rawValue: field) {
-            case .carrier?: if try r.accepts(field, wt, 2) { carrier = try r.string() }
-            case .trackingNumber?: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
-            case .shippedAtMs?: if try r.accepts(field, wt, 0) { shippedAt = try r.int64() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-}
-
-private struct HistoryFields {
-    var at: Int64 = 0
-    var actor = 0, fromStatus = 0, toStatus = 0
-    var actorID = "", action = "", note = "", client = ""
-
-    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
-        while !r.isAtEnd {
-            let (field, wt) = try r.tag()
-            switch HistoryEntryField(rawValue: field) {
-            case .client?: if try r.accepts(field, wt, 2) { client = try r.string() }
-            case .atMs?: if try r.accepts(field, wt, 0) { at = try r.int64() }
-            case .actor?: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
-            case .actorID?: if try r.accepts(field, wt, 2) { actorID = try r.string() }
-            case .action?: if try r.accepts(field, wt, 2) { action = try r.string() }
-            case .fromStatus?: if try r.accepts(field, wt, 0) { fromStatus = try r.enumNumber() }
-            case .toStatus?: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
-            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
-            default: try r.skip(field: field, wireType: wt)
-            }
-        }
-    }
-
+extension HistoryEntryWire {
     func build(caseID: String) throws(CaseWireDecoder.Failure) -> HistoryEntry {
         guard let actor: Party = engine(actor) else { throw .invalid(StoredCaseError(caseID: caseID, field: "history.actor")) }
         guard let toStatus: CaseStatus = engine(toStatus) else {
             throw .invalid(StoredCaseError(caseID: caseID, field: "history.to_status"))
         }
-        return HistoryEntry(at: at, actor: actor, actorID: actorID, client: client, action: action, fromStatus: engine(fromStatus),
+        return HistoryEntry(at: atMs, actor: actor, actorID: actorID, client: client, action: action, fromStatus: engine(fromStatus),
                             toStatus: toStatus, note: note)
     }
 }

@@ -106,3 +106,267 @@ enum JudgementField: UInt64, WireField {
     case threshold = 5
     case reasons = 6
 }
+
+/// `aftersales.v1.Case` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct CaseWire {
+    var caseID: String = ""
+    var orderID: String = ""
+    var orderLineID: String = ""
+    var consumerID: String = ""
+    var merchantID: String = ""
+    var category: String = ""
+    var reason: String = ""
+    var type = 0
+    var delivery = 0
+    var paidAmount: Int64 = 0
+    var refundAmount: Int64 = 0
+    var returnShippingPayer = 0
+    var status = 0
+    var signals: SignalsWire?
+    var proposal: ProposalWire?
+    var merchantOffer: MerchantOfferWire?
+    var deadline: DeadlineWire?
+    var pausedReviewRemainingMs: Int64 = 0
+    var returnShipment: ReturnShipmentWire?
+    var closeReason = 0
+    var refundReason = 0
+    var createdAtMs: Int64 = 0
+    var updatedAtMs: Int64 = 0
+    var version: UInt64 = 0
+    var history: [HistoryEntryWire] = []
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch CaseField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .orderID?: if try r.accepts(field, wt, 2) { orderID = try r.string() }
+            case .orderLineID?: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .category?: if try r.accepts(field, wt, 2) { category = try r.string() }
+            case .reason?: if try r.accepts(field, wt, 2) { reason = try r.string() }
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .delivery?: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
+            case .paidAmount?: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case .status?: if try r.accepts(field, wt, 0) { status = try r.enumNumber() }
+            case .signals?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = signals ?? SignalsWire()
+                try item.merge(&m)
+                signals = item
+            case .proposal?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = proposal ?? ProposalWire()
+                try item.merge(&m)
+                proposal = item
+            case .merchantOffer?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = merchantOffer ?? MerchantOfferWire()
+                try item.merge(&m)
+                merchantOffer = item
+            case .deadline?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = deadline ?? DeadlineWire()
+                try item.merge(&m)
+                deadline = item
+            case .pausedReviewRemainingMs?: if try r.accepts(field, wt, 0) { pausedReviewRemainingMs = try r.int64() }
+            case .returnShipment?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = returnShipment ?? ReturnShipmentWire()
+                try item.merge(&m)
+                returnShipment = item
+            case .closeReason?: if try r.accepts(field, wt, 0) { closeReason = try r.enumNumber() }
+            case .refundReason?: if try r.accepts(field, wt, 0) { refundReason = try r.enumNumber() }
+            case .createdAtMs?: if try r.accepts(field, wt, 0) { createdAtMs = try r.int64() }
+            case .updatedAtMs?: if try r.accepts(field, wt, 0) { updatedAtMs = try r.int64() }
+            case .version?: if try r.accepts(field, wt, 0) { version = try r.varint() }
+            case .history?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = HistoryEntryWire()
+                try item.merge(&m)
+                history.append(item)
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.Signals` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct SignalsWire {
+    var logisticsAnomalies: [Int] = []
+    var evidence: [EvidenceWire] = []
+    var merchantViolations90D: UInt32 = 0
+    var merchantComplaintRateBp: UInt32 = 0
+    var consumerRefundOnlyCount30D: UInt32 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch SignalsField(rawValue: field) {
+            case .logisticsAnomalies?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &logisticsAnomalies) }
+            case .evidence?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = EvidenceWire()
+                try item.merge(&m)
+                evidence.append(item)
+            case .merchantViolations90D?: if try r.accepts(field, wt, 0) { merchantViolations90D = try r.uint32() }
+            case .merchantComplaintRateBp?: if try r.accepts(field, wt, 0) { merchantComplaintRateBp = try r.uint32() }
+            case .consumerRefundOnlyCount30D?: if try r.accepts(field, wt, 0) { consumerRefundOnlyCount30D = try r.uint32() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.Evidence` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct EvidenceWire {
+    var kind = 0
+    var tags: [Int] = []
+    var description: String = ""
+    var uri: String = ""
+    var addedAtMs: Int64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch EvidenceField(rawValue: field) {
+            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case .tags?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &tags) }
+            case .description?: if try r.accepts(field, wt, 2) { description = try r.string() }
+            case .uri?: if try r.accepts(field, wt, 2) { uri = try r.string() }
+            case .addedAtMs?: if try r.accepts(field, wt, 0) { addedAtMs = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.Proposal` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct ProposalWire {
+    var issuedAtMs: Int64 = 0
+    var expiresAtMs: Int64 = 0
+    var state = 0
+    var issueKind = 0
+    var reasons: [String] = []
+    var score: Int32 = 0
+    var decidedAtMs: Int64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch ProposalField(rawValue: field) {
+            case .issuedAtMs?: if try r.accepts(field, wt, 0) { issuedAtMs = try r.int64() }
+            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAtMs = try r.int64() }
+            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            case .issueKind?: if try r.accepts(field, wt, 0) { issueKind = try r.enumNumber() }
+            case .reasons?: if try r.accepts(field, wt, 2) { reasons.append(try r.string()) }
+            case .score?: if try r.accepts(field, wt, 0) { score = Int32(truncatingIfNeeded: try r.int64()) }
+            case .decidedAtMs?: if try r.accepts(field, wt, 0) { decidedAtMs = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.MerchantOffer` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct MerchantOfferWire {
+    var type = 0
+    var refundAmount: Int64 = 0
+    var returnShippingPayer = 0
+    var note: String = ""
+    var offeredAtMs: Int64 = 0
+    var expiresAtMs: Int64 = 0
+    var state = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch MerchantOfferField(rawValue: field) {
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .offeredAtMs?: if try r.accepts(field, wt, 0) { offeredAtMs = try r.int64() }
+            case .expiresAtMs?: if try r.accepts(field, wt, 0) { expiresAtMs = try r.int64() }
+            case .state?: if try r.accepts(field, wt, 0) { state = try r.enumNumber() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.Deadline` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct DeadlineWire {
+    var kind = 0
+    var dueAtMs: Int64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch DeadlineField(rawValue: field) {
+            case .kind?: if try r.accepts(field, wt, 0) { kind = try r.enumNumber() }
+            case .dueAtMs?: if try r.accepts(field, wt, 0) { dueAtMs = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.ReturnShipment` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct ReturnShipmentWire {
+    var carrier: String = ""
+    var trackingNumber: String = ""
+    var shippedAtMs: Int64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch ReturnShipmentField(rawValue: field) {
+            case .carrier?: if try r.accepts(field, wt, 2) { carrier = try r.string() }
+            case .trackingNumber?: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
+            case .shippedAtMs?: if try r.accepts(field, wt, 0) { shippedAtMs = try r.int64() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.HistoryEntry` as read from the wire (CaseWireDecoder builds the engine's value from it).
+struct HistoryEntryWire {
+    var atMs: Int64 = 0
+    var actor = 0
+    var actorID: String = ""
+    var action: String = ""
+    var fromStatus = 0
+    var toStatus = 0
+    var note: String = ""
+    var client: String = ""
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch HistoryEntryField(rawValue: field) {
+            case .atMs?: if try r.accepts(field, wt, 0) { atMs = try r.int64() }
+            case .actor?: if try r.accepts(field, wt, 0) { actor = try r.enumNumber() }
+            case .actorID?: if try r.accepts(field, wt, 2) { actorID = try r.string() }
+            case .action?: if try r.accepts(field, wt, 2) { action = try r.string() }
+            case .fromStatus?: if try r.accepts(field, wt, 0) { fromStatus = try r.enumNumber() }
+            case .toStatus?: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .client?: if try r.accepts(field, wt, 2) { client = try r.string() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}

@@ -248,6 +248,90 @@ func fieldNumbers(_ file: FileDescriptor) -> String {
         for nested in message.messages where !nested.isMapEntry { emit(nested) }
     }
     for message in file.messages { emit(message) }
+    if let root = file.messages.first(where: { $0.name == "Case" }) { out += readSkeletons(from: root) }
+    return out
+}
+
+/// For `Case` and every message it holds: a struct with one stored property per field
+/// (wire-level types: enums as their numbers) and the `merge` loop that reads it as
+/// SwiftProtobuf does — fields in any order, a known field with the wrong wire type
+/// skipped as unknown, repeated enums packed or not, a message seen twice merged, the last
+/// scalar winning. The daemon writes only `build()`, the mapping to the engine's types.
+func readSkeletons(from root: Descriptor) -> String {
+    var ordered: [Descriptor] = []
+    func visit(_ message: Descriptor) {
+        guard !ordered.contains(where: { $0 === message }) else { return }
+        ordered.append(message)
+        for field in message.fields where field.type == .message { visit(field.messageType) }
+    }
+    visit(root)
+    var out = ""
+    for message in ordered {
+        let name = message.name
+        out += "\n/// `\(message.fullName)` as read from the wire (CaseWireDecoder builds the engine's value from it).\n"
+        out += "struct \(name)Wire {\n"
+        var cases: [String] = []
+        for field in message.fields {
+            let property = NamingUtils.toLowerCamelCase(field.name)
+            let caseName = ".\(property)?"
+            let repeated = field.isRepeated
+            switch field.type {
+            case .message:
+                let sub = "\(field.messageType.name)Wire"
+                if repeated {
+                    out += "    var \(property): [\(sub)] = []\n"
+                    cases.append("case \(caseName):\n                guard try r.accepts(field, wt, 2) else { continue }\n                var m = try r.message(), item = \(sub)()\n                try item.merge(&m)\n                \(property).append(item)")
+                } else {
+                    out += "    var \(property): \(sub)?\n"
+                    cases.append("case \(caseName):\n                guard try r.accepts(field, wt, 2) else { continue }\n                var m = try r.message(), item = \(property) ?? \(sub)()\n                try item.merge(&m)\n                \(property) = item")
+                }
+            case .enum:
+                if repeated {
+                    out += "    var \(property): [Int] = []\n"
+                    cases.append("case \(caseName): if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &\(property)) }")
+                } else {
+                    out += "    var \(property) = 0\n"
+                    cases.append("case \(caseName): if try r.accepts(field, wt, 0) { \(property) = try r.enumNumber() }")
+                }
+            default:
+                let (swiftType, initial, wireType, read): (String, String, Int, String)
+                switch field.type {
+                case .string: (swiftType, initial, wireType, read) = ("String", "\"\"", 2, "try r.string()")
+                case .int64: (swiftType, initial, wireType, read) = ("Int64", "0", 0, "try r.int64()")
+                case .uint64: (swiftType, initial, wireType, read) = ("UInt64", "0", 0, "try r.varint()")
+                case .int32: (swiftType, initial, wireType, read) = ("Int32", "0", 0, "Int32(truncatingIfNeeded: try r.int64())")
+                case .uint32: (swiftType, initial, wireType, read) = ("UInt32", "0", 0, "try r.uint32()")
+                case .bool: (swiftType, initial, wireType, read) = ("Bool", "false", 0, "try r.varint() != 0")
+                default: fatalError("\(message.fullName).\(field.name): type \(field.type) has no direct reader; add one to the plugin")
+                }
+                if repeated {
+                    out += "    var \(property): [\(swiftType)] = []\n"
+                    cases.append("case \(caseName): if try r.accepts(field, wt, \(wireType)) { \(property).append(\(read)) }")
+                } else {
+                    out += "    var \(property): \(swiftType) = \(initial)\n"
+                    cases.append("case \(caseName): if try r.accepts(field, wt, \(wireType)) { \(property) = \(read) }")
+                }
+            }
+        }
+        out += """
+
+                /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+                mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+                    while !r.isAtEnd {
+                        let (field, wt) = try r.tag()
+                        switch \(name)Field(rawValue: field) {
+
+            """
+        for c in cases { out += "            \(c)\n" }
+        out += """
+                        default: try r.skip(field: field, wireType: wt)
+                        }
+                    }
+                }
+            }
+
+            """
+    }
     return out
 }
 
