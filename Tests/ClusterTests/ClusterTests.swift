@@ -226,6 +226,36 @@ private func elapsedMs(since start: ContinuousClock.Instant) -> Int64 {
         #expect(spans[Int64(taken[0])].map { $0.count >= 2 } == true, "the taken shard has records of two owners")
     }
 
+    /// ReplayEvents in a cluster is served from PostgreSQL by any member, for any shard,
+    /// and only as far back as --event-retention.
+    @Test func anyMemberReplaysAnyShardWithinTheRetention() throws {
+        let cluster = try ClusterFixture(shards: 2, members: 2, arguments: ["--event-retention", "1s"])
+        let servedBy = try cluster.waitUntilServed()
+        let caller = ClusterCaller(cluster.members.map(\.rpc))
+        let order = try #require((0..<100).map { "E\($0)" }.first { shardOfNewCase(proposalCase($0), shardCount: 2) == 0 })
+        #expect(try caller.call(.createCase, proposalCase(order)).answer.code == .ok)
+        let owner = try #require(servedBy[0])
+        let other = try #require(cluster.members.first { $0 !== owner })
+        let fromOther = try TestCaller(other.rpc).callRaw(.replayEvents, Aftersales_V1_ReplayEventsRequest.with { $0.shard = 0; $0.fromSeq = 1 })
+        #expect(fromOther.code == .ok, "a member that does not own the shard answers from PostgreSQL: \(fromOther.message)")
+        let first = try fromOther.decodedPayload(as: Aftersales_V1_ReplayEventsResponse.self)
+        #expect(first.events.map(\.topic) == ["case.created", "proposal.issued"])
+        #expect(first.events.map(\.seq) == [1, 2] && first.events.allSatisfy { $0.shard == 0 && $0.caseID.hasPrefix("AS") })
+
+        usleep(2_500_000)  // past the 1 s retention; members sweep every second
+        let later = try #require((100..<300).map { "E\($0)" }.first { shardOfNewCase(proposalCase($0), shardCount: 2) == 0 })
+        #expect(try caller.call(.createCase, proposalCase(later)).answer.code == .ok)
+        var gone = try TestCaller(other.rpc).callRaw(.replayEvents, Aftersales_V1_ReplayEventsRequest.with { $0.shard = 0; $0.fromSeq = 1 })
+        for _ in 0..<30 where gone.code == .ok {
+            usleep(200_000)
+            gone = try TestCaller(other.rpc).callRaw(.replayEvents, Aftersales_V1_ReplayEventsRequest.with { $0.shard = 0; $0.fromSeq = 1 })
+        }
+        #expect(gone.code == .outOfRange, "\(gone.message)")
+        #expect(gone.message.contains("the oldest available is"))
+        let bad = try TestCaller(other.rpc).callRaw(.replayEvents, Aftersales_V1_ReplayEventsRequest.with { $0.shard = 7; $0.fromSeq = 1 })
+        #expect(bad.code == .invalidArgument)
+    }
+
     /// The fence itself, without processes: a commit at a superseded epoch changes nothing.
     @Test func aCommitAtAnOldEpochIsFencedAndWritesNothing() throws {
         let postgres = try PostgresServer()
@@ -234,12 +264,12 @@ private func elapsedMs(since start: ContinuousClock.Instant) -> Int64 {
         let second = try ClusterDatabase(url: postgres.url)
         let claimed = try first.claimShards(member: "one", rpc: "tcp://one", pub: "tcp://one-pub", count: 1, ttlMs: 100)
         let (shard, epoch) = try #require(claimed.first)
-        #expect(try first.commit(member: "one", batches: [(shard, epoch, [(1, [1, 2, 3])])]).isEmpty)
+        #expect(try first.commit(member: "one", batches: [ShardBatch(shard: shard, epoch: epoch, records: [(1, [1, 2, 3])])]).isEmpty)
         usleep(200_000)  // the lease of 100 ms runs out
         let stolen = try second.claimShards(member: "two", rpc: "tcp://two", pub: "tcp://two-pub", count: 2, ttlMs: 10_000)
         #expect(stolen.contains { $0.shard == shard && $0.epoch == epoch + 1 })
         #expect(throws: FencedShards.self) {
-            try first.commit(member: "one", batches: [(shard, epoch, [(2, [4, 5, 6])])])
+            try first.commit(member: "one", batches: [ShardBatch(shard: shard, epoch: epoch, records: [(2, [4, 5, 6])])])
         }
         let loaded = try second.loadShard(shard)
         #expect(loaded.records.map(\.sequence) == [1], "the fenced record was not written")

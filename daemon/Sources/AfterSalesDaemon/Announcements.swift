@@ -48,6 +48,10 @@ struct AnnouncementLog {
     /// Announcements made but not yet released.
     var unpublishedCount: Int { unpublished.count }
 
+    /// The announcements made but not yet released (a cluster member writes them to
+    /// PostgreSQL with the records that hold them).
+    var waiting: [PublishedEvent] { unpublished.map(\.event) }
+
     /// Starts a new incarnation at the next sequence number. Every start is one: a daemon
     /// cannot tell whether storage lost a tail it had once confirmed (a restored backup, a
     /// disk that lied), so each start makes a possible rewind visible to subscribers.

@@ -75,6 +75,8 @@ public struct ClusterSettings: Sendable {
     public var renewIntervalMs: Int64 = 1_000
     /// Most shards this member owns; nil = its even share.
     public var maxShards: Int?
+    /// How long announcements are kept in PostgreSQL for ReplayEvents (ms); 7 days.
+    public var eventRetentionMs: Int64 = 7 * 86_400_000
 
     /// A member of the cluster at `url`.
     public init(url: String, memberName: String) {

@@ -79,6 +79,8 @@ struct AftersalesdCommand: ParsableCommand {
     var leaseTtl: String?
     @Option(help: "Most shards this member serves; by default its even share of the cluster's. (env AFTERSALES_MAX_SHARDS)")
     var maxShards: Int?
+    @Option(help: "Cluster mode: how long announcements stay in PostgreSQL for ReplayEvents. (env AFTERSALES_EVENT_RETENTION, default 7d)")
+    var eventRetention: String?
     @Option(help: "Serve Prometheus /metrics, /healthz and /readyz over HTTP on HOST:PORT (e.g. 127.0.0.1:9464); off when unset. (env AFTERSALES_METRICS_LISTEN)")
     var metricsListen: String?
     @Option(help: "Log calls that take at least this long (receipt to reply; 500us, 10ms, 1s) for AdminService/SlowCalls; 0 = off. (env AFTERSALES_SLOW_CALL_THRESHOLD, default 10ms)")
@@ -176,6 +178,7 @@ struct AftersalesdCommand: ParsableCommand {
             try duration(leaseTtl, "LEASE_TTL", "lease-ttl", into: &settings.leaseTTLMs)
             guard settings.leaseTTLMs >= 1_000 else { throw ValidationError("--lease-ttl: at least 1s (leases are renewed every second)") }
             settings.renewIntervalMs = min(1_000, settings.leaseTTLMs / 3)
+            try duration(eventRetention, "EVENT_RETENTION", "event-retention", into: &settings.eventRetentionMs)
             if let v = try integer(maxShards, "MAX_SHARDS", "max-shards") {
                 guard v >= 1 else { throw ValidationError("--max-shards: at least 1") }
                 settings.maxShards = v

@@ -52,6 +52,8 @@ final class ClusterCore: LoopDriver {
     private var nextRoundAt: Millis = 0
     /// When the ownership table was last read for a redirect.
     private var mapReadAt: Millis = 0
+    /// When announcements past their retention are next deleted.
+    private var forgetAnnouncementsAt: Millis = 0
     private var liveMembers = 1
     private let loader: ShardLoader
     private let requestShape: RequestShape
@@ -73,7 +75,6 @@ final class ClusterCore: LoopDriver {
 
     private static let orderIDField = UInt64(Contract.requestFieldNumber("order_id", of: .createCase)!)
     private static let orderLineIDField = UInt64(Contract.requestFieldNumber("order_line_id", of: .createCase)!)
-    private static let shardField = UInt64(Contract.requestFieldNumber("shard", of: .replayEvents)!)
     private static let caseIDField: [Method: UInt64] = Dictionary(uniqueKeysWithValues: Method.allCases.compactMap { method in
         Contract.requestFieldNumber("case_id", of: method).map { (method, UInt64($0)) }
     })
@@ -94,6 +95,7 @@ final class ClusterCore: LoopDriver {
         memberID = "\(settings.memberName)#\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
         let database = try ClusterDatabase(url: settings.url)
         shardCount = try database.shardCount()
+        try database.upgradeSchema()
         self.database = database
         requestShape = RequestShape(limits: config.engine.limits)
         slowCalls = SlowCallLog(thresholdMicroseconds: config.slowCallThresholdMicroseconds, capacity: config.slowCallLogSize)
@@ -169,12 +171,6 @@ final class ClusterCore: LoopDriver {
             let order = WireFields.string(Self.orderIDField, in: envelope.payload) ?? ""
             let line = WireFields.string(Self.orderLineIDField, in: envelope.payload) ?? ""
             return ShardKey.shard(orderID: order, orderLineID: line, shardCount: shardCount)
-        case .replayEvents:
-            let shard = WireFields.varint(Self.shardField, in: envelope.payload) ?? 0
-            guard shard < shardCount else {
-                throw RPCError(.invalidArgument, "shard: \(shard) is not a shard of this cluster (0..<\(shardCount))")
-            }
-            return shard
         default:
             guard let field = Self.caseIDField[method] else { return nil }
             let caseID = WireFields.string(field, in: envelope.payload) ?? ""
@@ -245,6 +241,8 @@ final class ClusterCore: LoopDriver {
                 connectionFailed(error)
                 throw RPCError(.unavailable, "could not read the ownership table: \(error)")
             }
+        case .replayEvents:
+            return try replay(envelope.payload)
         case .listCases:
             let stores = shards.values.map(\.core.store)
             return try CaseService.listCases(envelope.payload, stores: stores, scope: scope)
@@ -258,6 +256,35 @@ final class ClusterCore: LoopDriver {
         default:
             preconditionFailure("\(method.fullName) is routed to a shard")
         }
+    }
+
+    /// ReplayEvents from PostgreSQL: any member serves any shard's announcements, as far
+    /// back as --event-retention keeps them, and only committed ones.
+    private func replay(_ payload: Data) throws(RPCError) -> [UInt8] {
+        let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
+        guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
+        guard UInt64(r.shard) < shardCount else {
+            throw RPCError(.invalidArgument, "shard: \(r.shard) is not a shard of this cluster (0..<\(shardCount))")
+        }
+        let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
+        guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
+        guard let database else { throw RPCError(.unavailable, "this member cannot reach PostgreSQL at the moment; ask another member") }
+        let found: (events: [(seq: UInt64, body: [UInt8])]?, oldest: UInt64, latest: UInt64)
+        do {
+            found = try database.announcements(shard: UInt64(r.shard), from: r.fromSeq, limit: limit)
+        } catch {
+            connectionFailed(error)
+            throw RPCError(.unavailable, "could not read the announcements: \(error)")
+        }
+        guard let events = found.events else {
+            throw RPCError(.outOfRange, "announcement \(r.fromSeq) of shard \(r.shard) is no longer kept (--event-retention); the oldest available is \(found.oldest). Re-read the cases you follow, then replay from \(found.oldest)")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(events.reduce(16) { $0 + $1.body.count + 6 })
+        for event in events { ProtoWire.appendField(1, event.body, to: &bytes) }
+        ProtoWire.appendVarintField(2, found.latest, to: &bytes)
+        ProtoWire.appendVarintField(3, found.oldest, to: &bytes)
+        return bytes
     }
 
     /// The routing of a snapshot the member asked a shard for: no socket peer has an empty
@@ -277,7 +304,8 @@ final class ClusterCore: LoopDriver {
     /// the rest committed without them; on a lost connection the touched shards are reloaded.
     private func commitShards() {
         var batches = shards.compactMap { shard, served in
-            served.log.pending.isEmpty ? nil : (shard: shard, epoch: served.epoch, records: served.log.pending)
+            served.log.pending.isEmpty ? nil
+                : ShardBatch(shard: shard, epoch: served.epoch, records: served.log.pending, events: served.core.announcements.waiting)
         }
         guard !batches.isEmpty else { return }
         guard let database else {
@@ -397,6 +425,10 @@ final class ClusterCore: LoopDriver {
             retryLoads.removeAll()
             try balance(database)
             refreshOwners(try database.clusterMap())
+            if now >= forgetAnnouncementsAt {
+                forgetAnnouncementsAt = now + min(60_000, max(1_000, settings.eventRetentionMs / 2))
+                try database.forgetAnnouncements(shards: Array(shards.keys), olderThanMs: settings.eventRetentionMs)
+            }
         } catch {
             connectionFailed(error)
         }

@@ -64,6 +64,13 @@ final class ClusterDatabase {
                   epoch bigint NOT NULL,
                   record bytea NOT NULL,
                   PRIMARY KEY (shard, seq));
+                CREATE TABLE aftersales_events (
+                  shard integer NOT NULL,
+                  seq bigint NOT NULL,
+                  topic text NOT NULL,
+                  at timestamptz NOT NULL DEFAULT now(),
+                  body bytea NOT NULL,
+                  PRIMARY KEY (shard, seq));
                 CREATE TABLE aftersales_snapshots (
                   shard integer NOT NULL,
                   position bigint NOT NULL,
@@ -76,6 +83,15 @@ final class ClusterDatabase {
             try c.execute("INSERT INTO aftersales_shards (shard) SELECT generate_series(0, $1::int - 1)", [.int(shards)])
         }
         return db.target
+    }
+
+    /// Tables added since a cluster was first created (announcements for ReplayEvents).
+    func upgradeSchema() throws {
+        try connection.execute("""
+            CREATE TABLE IF NOT EXISTS aftersales_events (
+              shard integer NOT NULL, seq bigint NOT NULL, topic text NOT NULL,
+              at timestamptz NOT NULL DEFAULT now(), body bytea NOT NULL, PRIMARY KEY (shard, seq))
+            """)
     }
 
     /// The cluster's shard count; throws when the database holds no cluster.
@@ -195,18 +211,32 @@ final class ClusterDatabase {
     /// the shards' row locks and counts the rows still ours; the INSERT writes only when
     /// that count is every shard of the batch. (A claim of one of these shards waits for
     /// the locks, so it sees the records, or the UPDATE sees the claim's new epoch.)
-    func commit(member: String, batches: [(shard: UInt64, epoch: UInt64, records: [(seq: UInt64, record: [UInt8])])]) throws -> Set<UInt64> {
+    func commit(member: String, batches: [ShardBatch]) throws -> Set<UInt64> {
         let owned = Dictionary(uniqueKeysWithValues: batches.map { ($0.shard, $0.epoch) })
         let (shards, epochs) = Self.arrays(owned)
         var parameters: [PostgresValue] = [.text(member), .text(shards), .text(epochs), .int(owned.count)]
         var values: [String] = []
+        var events: [String] = []
         for batch in batches {
             for item in batch.records {
                 let n = parameters.count
                 values.append("($\(n + 1)::int, $\(n + 2)::bigint, $\(n + 3)::bigint, $\(n + 4)::bytea)")
                 parameters += [.integer(Int64(batch.shard)), .integer(Int64(item.seq)), .integer(Int64(batch.epoch)), .bytes(item.record)]
             }
+            for event in batch.events {
+                let n = parameters.count
+                events.append("($\(n + 1)::int, $\(n + 2)::bigint, $\(n + 3)::text, $\(n + 4)::bytea)")
+                parameters += [.integer(Int64(batch.shard)), .integer(Int64(event.seq)), .text(event.topic), .bytes(event.bytes)]
+            }
         }
+        // The announcements go in with their records, so ReplayEvents (from any member)
+        // serves exactly what is committed.
+        let announced = events.isEmpty ? "" : """
+            , announced AS (
+              INSERT INTO aftersales_events (shard, seq, topic, body)
+              SELECT * FROM (VALUES \(events.joined(separator: ", "))) AS e
+              WHERE (SELECT count(*) FROM fence) = $4)
+            """
         let result = try connection.executePrepared("""
             WITH fence AS (
               UPDATE aftersales_shards SET committed_at = now()
@@ -216,13 +246,36 @@ final class ClusterDatabase {
               INSERT INTO aftersales_journal (shard, seq, epoch, record)
               SELECT * FROM (VALUES \(values.joined(separator: ", "))) AS v
               WHERE (SELECT count(*) FROM fence) = $4
-              RETURNING 1)
+              RETURNING 1)\(announced)
             SELECT coalesce((SELECT string_agg(shard::text, ',') FROM fence), ''), (SELECT count(*) FROM written)
             """, parameters)
         let holding = Set(try result.string(row: 0, column: 0).split(separator: ",").compactMap { UInt64($0) })
         let lost = Set(owned.keys).subtracting(holding)
         if !lost.isEmpty { throw FencedShards(shards: lost) }
         return []
+    }
+
+    /// A shard's announcements from `fromSeq` on (at most `limit`), the oldest kept and the
+    /// latest; nil `events` when `fromSeq` is older than what retention kept.
+    func announcements(shard: UInt64, from fromSeq: UInt64, limit: Int) throws -> (events: [(seq: UInt64, body: [UInt8])]?, oldest: UInt64, latest: UInt64) {
+        let bounds = try connection.execute("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM aftersales_events WHERE shard = $1",
+                                            [.integer(Int64(shard))])
+        let oldest = UInt64(try bounds.int64(row: 0, column: 0)), latest = UInt64(try bounds.int64(row: 0, column: 1))
+        if latest > 0, fromSeq < oldest { return (nil, oldest, latest) }
+        let rows = try connection.executePrepared("SELECT seq, body FROM aftersales_events WHERE shard = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                                                  [.integer(Int64(shard)), .integer(Int64(fromSeq)), .int(limit)])
+        let events = try (0..<rows.rowCount).map { (UInt64(try rows.int64(row: $0, column: 0)), try rows.bytes(row: $0, column: 1)) }
+        return (events, latest == 0 ? 1 : oldest, latest)
+    }
+
+    /// Deletes the announcements of these shards older than `retentionMs`, keeping each
+    /// shard's latest (so its numbering stays known).
+    func forgetAnnouncements(shards owned: [UInt64], olderThanMs retentionMs: Int64) throws {
+        guard !owned.isEmpty else { return }
+        try connection.execute("""
+            DELETE FROM aftersales_events e WHERE e.shard = ANY($1::int[]) AND e.at < now() - $2 * interval '1 millisecond'
+              AND e.seq < (SELECT max(seq) FROM aftersales_events l WHERE l.shard = e.shard)
+            """, [.text("{" + owned.map(String.init).joined(separator: ",") + "}"), .integer(retentionMs)])
     }
 
     /// A shard's newest usable snapshot and the journal records after it, read in one
@@ -293,6 +346,14 @@ final class ClusterDatabase {
         return ("{" + pairs.map { String($0.key) }.joined(separator: ",") + "}",
                 "{" + pairs.map { String($0.value) }.joined(separator: ",") + "}")
     }
+}
+
+/// One shard's part of a turn's commit: its records and the announcements they hold.
+struct ShardBatch {
+    let shard: UInt64
+    let epoch: UInt64
+    let records: [(seq: UInt64, record: [UInt8])]
+    var events: [PublishedEvent] = []
 }
 
 /// Shards whose fence failed: another member owns them now.
