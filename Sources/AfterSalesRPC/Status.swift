@@ -35,11 +35,15 @@ public struct RPCError: Error, Equatable, Sendable, CustomStringConvertible {
     public let code: StatusCode
     /// What went wrong and what to fix.
     public let message: String
+    /// Cluster mode: where the call's shard is served, when the member that answered does
+    /// not serve it (UNAVAILABLE); nil otherwise.
+    public let redirect: Aftersales_V1_Redirect?
 
-    /// Creates an error with a code and an explanation.
-    public init(_ code: StatusCode, _ message: String) {
+    /// Creates an error with a code and an explanation (and, from a cluster member, where to go instead).
+    public init(_ code: StatusCode, _ message: String, redirect: Aftersales_V1_Redirect? = nil) {
         self.code = code
         self.message = message
+        self.redirect = redirect
     }
 
     /// "CODE: message", the form the probe prints.

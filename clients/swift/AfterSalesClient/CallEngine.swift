@@ -267,7 +267,7 @@ final class CallEngine: Sendable {
             if answer.code == .ok {
                 entry.call.completion(.success(Array(answer.payload)))
             } else {
-                entry.call.completion(.failure(RPCError(answer.code, answer.message)))
+                entry.call.completion(.failure(RPCError(answer.code, answer.message, redirect: answer.hasRedirect ? answer.redirect : nil)))
             }
         }
     }

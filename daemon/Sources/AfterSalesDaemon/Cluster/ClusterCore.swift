@@ -73,12 +73,6 @@ final class ClusterCore: LoopDriver {
     private var snapshotCalls: [(routing: ArraySlice<Frame>, requestID: UInt64, started: UInt64, waiting: Set<UInt64>,
                                  answer: Aftersales_V1_TakeSnapshotResponse)] = []
 
-    private static let orderIDField = UInt64(Contract.requestFieldNumber("order_id", of: .createCase)!)
-    private static let orderLineIDField = UInt64(Contract.requestFieldNumber("order_line_id", of: .createCase)!)
-    private static let caseIDField: [Method: UInt64] = Dictionary(uniqueKeysWithValues: Method.allCases.compactMap { method in
-        Contract.requestFieldNumber("case_id", of: method).map { (method, UInt64($0)) }
-    })
-
     /// Joins the cluster at `settings.url`: reads its shard count, registers this member and
     /// claims its first shards (loaded in the background). Throws when PostgreSQL cannot be
     /// reached or holds no cluster.
@@ -164,22 +158,14 @@ final class ClusterCore: LoopDriver {
         }
     }
 
-    /// The shard a call belongs to; nil for calls the member answers itself.
+    /// The shard a call belongs to (RequestRouting: the rule clients send by); nil for
+    /// calls the member answers itself.
     private func shard(of method: Method, _ envelope: RequestEnvelope) throws(RPCError) -> UInt64? {
-        switch method {
-        case .createCase:
-            let order = WireFields.string(Self.orderIDField, in: envelope.payload) ?? ""
-            let line = WireFields.string(Self.orderLineIDField, in: envelope.payload) ?? ""
-            return ShardKey.shard(orderID: order, orderLineID: line, shardCount: shardCount)
-        default:
-            guard let field = Self.caseIDField[method] else { return nil }
-            let caseID = WireFields.string(field, in: envelope.payload) ?? ""
-            if caseID.isEmpty { throw RPCError(.invalidArgument, "case_id: required") }
-            guard let shard = ShardKey.shard(caseID: caseID, shardCount: shardCount) else {
-                throw RPCError(.notFound, "no case with case_id '\(caseID)'")
-            }
-            return shard
-        }
+        if let shard = RequestRouting.shard(of: method, payload: envelope.payload, shardCount: shardCount) { return shard }
+        guard RequestRouting.namesACase(method) else { return nil }
+        let caseID = RequestRouting.caseID(of: method, payload: envelope.payload) ?? ""
+        if caseID.isEmpty { throw RPCError(.invalidArgument, "case_id: required") }
+        throw RPCError(.notFound, "no case with case_id '\(caseID)'")
     }
 
     /// UNAVAILABLE with where the shard is served (Redis Cluster's MOVED). When the map in
