@@ -344,7 +344,42 @@ struct Watch: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Stop after this many announcements.") var count: Int?
 
     func run() async throws {
-        try await global.run { client in try await watch(client) }
+        try await global.run { client in
+            // A cluster numbers announcements per shard: follow every member instead.
+            let map = try? await client.getClusterMap(deadline: .seconds(2))
+            if let map, map.shardCount > 1 {
+                try await watchCluster(seeds: [global.endpoint] + map.members.map(\.rpcEndpoint))
+            } else {
+                try await watch(client)
+            }
+        }
+    }
+
+    /// `watch` on a cluster: every member's announcements, each once, through kills and moves.
+    @_optimize(none)  // as `watch`: swiftc 6.3.1 crashes optimizing this async loop
+    private func watchCluster(seeds: [String]) async throws {
+        if from != nil {
+            throw ValidationError("--from: a cluster numbers announcements per shard; watch without --from, or replay one shard with `call ReplayEvents '{\"shard\": N, \"fromSeq\": \"SEQ\"}'`")
+        }
+        let subscriber = ClusterSubscriber(seeds: seeds, topics: topics, configuration: try global.makeClient().configuration)
+        defer { subscriber.close() }
+        var seen = 0
+        if count == 0 { return }
+        for await item in subscriber {
+            switch item {
+            case .announcement(let event):
+                print(global.json ? try line(for: event) : "[shard \(event.shard)] " + (try line(for: event)))
+                seen += 1
+                if let count, seen >= count { return }
+            case .lost(let shard, let first, let last, let oldest):
+                if global.json {
+                    print(#"{"lost":{"shard":\#(shard),"fromSeq":"\#(first)","throughSeq":"\#(last)","oldestAvailableSeq":"\#(oldest)"}}"#)
+                } else {
+                    print("!! shard \(shard): announcements \(first)...\(last) are gone (oldest available \(oldest)): re-read the cases")
+                }
+            }
+            fflush(nil)
+        }
     }
 
     // swiftc 6.3.1 crashes (signal 11, "while splitting coroutine") optimizing this loop in

@@ -86,11 +86,11 @@ struct GlobalOptions: ParsableArguments {
 
     var timeoutDuration: Duration { .milliseconds(DurationText.milliseconds(timeout) ?? 2000) }
 
-    /// A client configured from these options.
-    func makeClient() throws -> AfterSalesClient {
+    /// A client configured from these options (of the member at `target`, default --endpoint).
+    func makeClient(_ target: String? = nil) throws -> AfterSalesClient {
         do {
             return try AfterSalesClient(
-                endpoint: endpoint,
+                endpoint: target ?? endpoint,
                 configuration: .init(attemptTimeout: timeoutDuration, maxAttempts: attempts,
                                      metadata: ["caller": "aftersales-probe"], curve: try curve()))
         } catch let error as ValidationError {
@@ -101,10 +101,23 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Runs `body` with a client, closed afterwards; errors are the caller's to handle.
+    /// A cluster member that does not serve the call's shard answers with a redirect: the
+    /// body runs again against the owner it names (a few hops at most), as `redis-cli -c`
+    /// follows MOVED. Nothing was applied by the refused attempt, so running it again is safe.
     func withClient<T>(_ body: (AfterSalesClient) async throws -> T) async throws -> T {
-        let client = try makeClient()
-        defer { client.close() }
-        return try await body(client)
+        var target: String?
+        for hop in 0..<4 {
+            let client = try makeClient(target)
+            defer { client.close() }
+            do {
+                return try await body(client)
+            } catch let error as RPCError {
+                guard hop < 3, let next = error.redirect?.rpcEndpoint, !next.isEmpty, next != (target ?? endpoint) else { throw error }
+                if !json { FileHandle.standardError.write(Data("-> redirected to \(next) (shard \(error.redirect!.shard))\n".utf8)) }
+                target = next
+            }
+        }
+        preconditionFailure("the loop returns or throws")
     }
 
     /// Runs `body` with a client; an `RPCError` is printed as "CODE: message" on stderr and
