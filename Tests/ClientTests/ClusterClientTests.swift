@@ -95,4 +95,36 @@ import Glibc
         #expect(Set(counts.keys) == cases, "missing: \(cases.subtracting(counts.keys).sorted())")
         #expect(counts.values.allSatisfy { $0 == 1 }, "heard twice: \(counts.filter { $0.value > 1 })")
     }
+
+    /// The probe follows a member's redirect, and `watch` on a member hears every member.
+    @Test func theProbeFollowsRedirectsAndWatchesTheWholeCluster() async throws {
+        let cluster = try ClusterFixture(shards: 4, members: 2, arguments: ["--proposal-ttl", "2s"])
+        let servedBy = try await onThread { try cluster.waitUntilServed() }
+        let (a, b) = (cluster.members[0], cluster.members[1])
+        // An order whose shard b serves, created through a.
+        let order = try #require((0..<500).map { "PR\($0)" }.first {
+            servedBy[ShardKey.shard(orderID: $0, orderLineID: "", shardCount: 4)] === b
+        })
+        let watch = Task { try await onThread { try runProbe(["--endpoint", a.rpc, "watch", "proposal.expired", "--count", "2"], within: .seconds(30)) } }
+        try await Task.sleep(for: .seconds(1))
+        let created = try await onThread {
+            try runProbe(["--endpoint", a.rpc, "create", "--order", order, "--line", "", "--consumer", "C1", "--merchant", "M1", "--category", "apparel",
+                          "--paid", "100", "--refund", "100", "--delivery", "signed", "--evidence", "photo:defect"])
+        }
+        #expect(created.status == 0, "\(created.stderr)")
+        #expect(created.stderr.contains("redirected to \(b.rpc)"), "\(created.stderr)")
+        let caseID = try #require(created.stdout.split(separator: " ").first.map(String.init))
+        let otherOrder = try #require((0..<500).map { "PA\($0)" }.first {
+            servedBy[ShardKey.shard(orderID: $0, orderLineID: "", shardCount: 4)] === a
+        })
+        _ = try await onThread {
+            try runProbe(["--endpoint", b.rpc, "create", "--order", otherOrder, "--line", "", "--consumer", "C1", "--merchant", "M1", "--category", "apparel",
+                          "--paid", "100", "--refund", "100", "--delivery", "signed", "--evidence", "photo:defect"])
+        }
+        let watched = try await watch.value
+        #expect(watched.status == 0, "\(watched.stderr)")
+        let lines = watched.stdout.split(separator: "\n")
+        #expect(lines.count == 2 && lines.allSatisfy { $0.contains("proposal.expired") && $0.hasPrefix("[shard ") }, "\(watched.stdout)")
+        #expect(lines.contains { $0.contains(caseID) }, "the expiry on b's shard was heard through a: \(watched.stdout)")
+    }
 }
