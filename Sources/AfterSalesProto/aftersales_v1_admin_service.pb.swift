@@ -556,8 +556,8 @@ public nonisolated struct Aftersales_V1_ReplayEventsRequest: Sendable {
   /// At most this many; 0 = 1000; at most 10000.
   public var maxEvents: UInt32 = 0
 
-  /// Cluster mode: whose stream (each shard numbers its announcements); served by the
-  /// shard's owner, others answer UNAVAILABLE with a redirect. 0 on a daemon on its own.
+  /// Cluster mode: whose stream (each shard numbers its announcements). Any member serves
+  /// any shard, from PostgreSQL, as far back as --event-retention. 0 on a daemon on its own.
   public var shard: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()

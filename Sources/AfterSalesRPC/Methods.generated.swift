@@ -13,7 +13,7 @@ public enum Method: String, CaseIterable, Sendable {
     case getStats = "aftersales.v1.AdminService/GetStats"
     /// Writes a snapshot now (on a background thread; answered when it is on disk and holds every change acknowledged before the call).
     case takeSnapshot = "aftersales.v1.AdminService/TakeSnapshot"
-    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts).
+    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts; in a cluster, a shard's announcements kept in PostgreSQL for --event-retention, served by any member).
     case replayEvents = "aftersales.v1.AdminService/ReplayEvents"
     /// The services this daemon serves, by full name (reflection, like grpc.reflection's list_services).
     case listServices = "aftersales.v1.AdminService/ListServices"

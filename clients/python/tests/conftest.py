@@ -156,3 +156,24 @@ def curve_daemon(tmp_path_factory) -> Daemon:
 def client(daemon):
     with Client(daemon.rpc, timeout=2.0, retries=1) as c:
         yield c
+
+
+@pytest.fixture
+def start_cluster(tmp_path):
+    """start_cluster(shards=8, members=3, member_args=()) -> cluster_support.Cluster: a
+    throwaway PostgreSQL, `aftersalesd cluster init` and members; every cluster started
+    is stopped at the end of the test (members killed by pid, PostgreSQL by its script),
+    also when the test or the start fails."""
+    from cluster_support import Cluster
+
+    started = []
+
+    def start(shards: int = 8, members: int = 3, member_args=()):
+        cluster = Cluster(_daemon_path(), tmp_path / f"cluster{len(started)}", shards,
+                          member_args)
+        started.append(cluster)
+        return cluster.start(members)
+
+    yield start
+    for cluster in started:
+        cluster.close()

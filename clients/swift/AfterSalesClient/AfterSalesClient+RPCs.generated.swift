@@ -24,7 +24,7 @@ extension AfterSalesClient {
         try await call(RPCs.takeSnapshot, request, options: options.with(deadline: deadline))
     }
 
-    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts). `deadline` overrides `options.deadline`.
+    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts; in a cluster, a shard's announcements kept in PostgreSQL for --event-retention, served by any member). `deadline` overrides `options.deadline`.
     public func replayEvents(_ request: Aftersales_V1_ReplayEventsRequest = Aftersales_V1_ReplayEventsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) async throws(RPCError) -> Aftersales_V1_ReplayEventsResponse {
         try await call(RPCs.replayEvents, request, options: options.with(deadline: deadline))
     }
@@ -151,7 +151,7 @@ extension AfterSalesClient.Blocking {
         try client.callSync(RPCs.takeSnapshot, request, options: options.with(deadline: deadline))
     }
 
-    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts). Blocks until the answer.
+    /// Announcements again, by sequence number, from a bounded window kept by the daemon (--replay-window, kept across restarts; in a cluster, a shard's announcements kept in PostgreSQL for --event-retention, served by any member). Blocks until the answer.
     public func replayEvents(_ request: Aftersales_V1_ReplayEventsRequest = Aftersales_V1_ReplayEventsRequest(), deadline: Duration? = nil, options: CallOptions = CallOptions()) throws(RPCError) -> Aftersales_V1_ReplayEventsResponse {
         try client.callSync(RPCs.replayEvents, request, options: options.with(deadline: deadline))
     }

@@ -8,6 +8,9 @@ from ._proto import admin_service_pb2, case_pb2, case_service_pb2, envelope_pb2
 from .client import (DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, CurveKeys, RpcError, RpcTimeout,
                      StatusCode, load_curve_keys)
 from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, EventsRewound, Subscriber
+from .cluster import ClusterClient, ClusterMap
+from .cluster_subscriber import ClusterSubscriber, ShardEventsLost, SubscriberFailed
+from .routing import shard_of_call, shard_of_case_id, shard_of_order_line
 
 
 class pb:  # noqa: N801 - a namespace of the generated modules
@@ -21,6 +24,8 @@ class pb:  # noqa: N801 - a namespace of the generated modules
 __all__ = [
     "Client", "CurveKeys", "load_curve_keys", "RpcError", "RpcTimeout", "StatusCode", "Subscriber", "EventsLost", "EventsRewound",
     "pb",
+    "ClusterClient", "ClusterMap", "ClusterSubscriber", "ShardEventsLost", "SubscriberFailed",
+    "shard_of_call", "shard_of_case_id", "shard_of_order_line",
     "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT", "READ_ONLY_METHODS",
     "admin_service_pb2", "case_pb2", "case_service_pb2", "envelope_pb2",
 ]

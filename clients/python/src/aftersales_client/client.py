@@ -43,14 +43,18 @@ class RpcError(Exception):
 
     ``code`` is the int value of aftersales.v1.StatusCode; ``code_name`` its name.
     ``local`` is True when the client itself gave up (no answer in time) rather than the
-    daemon answering with an error.
+    daemon answering with an error. ``redirect`` is the envelope's Redirect when a cluster
+    member answered UNAVAILABLE because another member serves the call's shard (send the
+    call to ``redirect.rpc_endpoint``; ClusterClient does), else None.
     """
 
-    def __init__(self, code: int, message: str, method: str = "", *, local: bool = False):
+    def __init__(self, code: int, message: str, method: str = "", *, local: bool = False,
+                 redirect: Optional[envelope_pb2.Redirect] = None):
         self.code = int(code)
         self.message = message
         self.method = method
         self.local = local
+        self.redirect = redirect
         super().__init__(f"{self.code_name}: {message}" + (f" ({method})" if method else ""))
 
     @property
@@ -264,7 +268,8 @@ class Client:
                              retries=retries, idempotency_key=idempotency_key,
                              metadata=metadata)
         if resp.code != StatusCode.OK:
-            raise RpcError(resp.code, resp.message, method)
+            raise RpcError(resp.code, resp.message, method,
+                           redirect=resp.redirect if resp.HasField("redirect") else None)
         if response_type is None:
             return resp.payload
         out = response_type()
