@@ -190,6 +190,11 @@ if tcl and tsolo:
     row("8 mutating calls/s, 50 callers: 2 members + 1 PostgreSQL vs a daemon on its own (--fsync always)",
         fmt(med(x["calls_per_s"] for x in tcl)), fmt(med(x["calls_per_s"] for x in tsolo)), fr(r), "≥ 0.7×",
         (r[0] >= 0.7) if r[0] else None)
+for x in pick("failover-notices"):
+    row(f"8 notices across a failover: {x['cases']} proposals, {x['moved_cases']} on the killed member's shards (lease {x['lease_ttl']}): "
+        f"lateness of theirs p99 / max (ms)", f"{x['moved_p99_ms']:,} / {x['moved_max_ms']:,}",
+        f"others {x['other_p99_ms']:,} / {x['other_max_ms']:,}", f"missing {x['missing']}, duplicated {x['duplicates']}",
+        "none missing or doubled", x["missing"] == 0 and x["duplicates"] == 0)
 for x in pick("failover"):
     row(f"8 failover, kill -9 → first answered call on a moved shard, {x['kills']} kills (lease {x['lease_ttl']})",
         f"median {x['median_ms']:,.0f} ms", f"max {x['max_ms']:,.0f} ms", "", "≤ lease + 2 s",

@@ -27,7 +27,7 @@ if [[ "$QUICK" == 1 ]]; then
   EXPIRY_N=20000; EXPIRY_SPREAD=10
   BURST_N=10000; BURST_TTL=12s
   SCALE_N=50000; SCALE_TAIL=5000
-  FAILOVER_KILLS=3
+  FAILOVER_KILLS=3; NOTICE_CASES=100
 else
   ROUNDS="${BENCH_ROUNDS:-5}"
   LAT_COUNT=20000; LAT_SECONDS=5
@@ -36,7 +36,7 @@ else
   EXPIRY_N="${BENCH_EXPIRY_N:-1000000}"; EXPIRY_SPREAD=60
   BURST_N=100000; BURST_TTL=25s
   SCALE_N="${BENCH_SCALE_N:-1000000}"; SCALE_TAIL=50000
-  FAILOVER_KILLS=10
+  FAILOVER_KILLS=10; NOTICE_CASES=400
 fi
 # Payload of the Redis SETs: about the size of a CreateCase request.
 REDIS_SET_BYTES=150
@@ -275,6 +275,8 @@ if [[ " $ONLY " == *" cluster "* ]]; then
   rm -rf "$PG_DIR"
   log "cluster: failover, kill -9 of a member then a new one, $FAILOVER_KILLS times (members' default 5 s lease)"
   record 1 "$("$BENCH" failover --kills "$FAILOVER_KILLS")"
+  log "cluster: notices across a failover (proposals due while their member is dead)"
+  record 1 "$("$BENCH" failover-notices --cases "$NOTICE_CASES")"
   rm -rf "$WORK/c1" "$WORK/c2" "$WORK/solo"
 fi
 

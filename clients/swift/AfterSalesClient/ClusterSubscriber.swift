@@ -66,6 +66,8 @@ public final class ClusterSubscriber: AsyncSequence, Sendable {
         private var members: [String] = []
         private var connected: Set<String> = []
         private var shardCount: UInt32 = 0
+        /// Members that did not answer, and until when (monotonic ns) they are asked last.
+        private var silentUntil: [String: UInt64] = [:]
 
         init(seeds: [String], topics: [String], from: [UInt32: UInt64], configuration: AfterSalesClient.Configuration,
              context: ZMQContext?, output: AsyncStream<ClusterSubscriberEvent>.Continuation) {
@@ -198,14 +200,22 @@ public final class ClusterSubscriber: AsyncSequence, Sendable {
             return true
         }
 
-        /// One call to the first member that answers (members from the map, then the seeds).
+        /// One call to the first member that answers (members from the map, then the seeds;
+        /// one that did not answer lately is asked last, so a dead member costs one timeout,
+        /// not one per call).
         private func callAnyMember<Request, Response>(_ rpc: RPC<Request, Response>, _ request: Request) -> Result<Response, RPCError>? {
             var seen: Set<String> = []
-            for endpoint in members + seeds where seen.insert(endpoint).inserted && !stopped {
+            let now = monotonicNanoseconds()
+            let candidates = (members + seeds).filter { seen.insert($0).inserted }
+            let ordered = candidates.filter { (silentUntil[$0] ?? 0) <= now } + candidates.filter { (silentUntil[$0] ?? 0) > now }
+            for endpoint in ordered where !stopped {
                 guard let client = client(endpoint) else { continue }
                 do {
-                    return .success(try client.callSync(rpc, request, options: CallOptions(deadline: .seconds(2), attemptTimeout: .milliseconds(700), maxAttempts: 2)))
+                    let answer = try client.callSync(rpc, request, options: CallOptions(deadline: .seconds(2), attemptTimeout: .milliseconds(700), maxAttempts: 2))
+                    silentUntil[endpoint] = nil
+                    return .success(answer)
                 } catch where error.code == .unavailable {
+                    if error.redirect == nil { silentUntil[endpoint] = monotonicNanoseconds() + 10_000_000_000 }
                     continue
                 } catch {
                     return .failure(error)
