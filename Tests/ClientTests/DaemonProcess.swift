@@ -83,6 +83,13 @@ func runProbe(_ arguments: [String], environment: [String: String] = [:], within
     try process.run()
     outReader.start()
     errReader.start()
+    try waitForProbe(process, arguments, within: limit)
+    let (stdout, stderr) = collected.wait()
+    return ProbeRun(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+}
+
+/// Waits for a probe to exit; kills it and throws when it takes longer than `limit`.
+func waitForProbe(_ process: Process, _ arguments: [String], within limit: Duration) throws {
     let deadline = ContinuousClock.now + limit
     while process.isRunning, ContinuousClock.now < deadline { usleep(5_000) }
     if process.isRunning {
@@ -91,8 +98,6 @@ func runProbe(_ arguments: [String], environment: [String: String] = [:], within
         throw HelperError("aftersales-probe \(arguments.joined(separator: " ")) did not finish within \(limit)")
     }
     process.waitUntilExit()
-    let (stdout, stderr) = collected.wait()
-    return ProbeRun(status: process.terminationStatus, stdout: stdout, stderr: stderr)
 }
 
 /// Collects a child's two output streams from reader threads.

@@ -51,14 +51,7 @@ final class RunningProbe: @unchecked Sendable {
     /// Waits for it to exit (killing it after `limit`): its status, the output not yet read
     /// by `nextLine`, and its standard error.
     func finish(within limit: Duration = .seconds(10)) throws -> ProbeRun {
-        let deadline = ContinuousClock.now + limit
-        while process.isRunning, ContinuousClock.now < deadline { usleep(5_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw HelperError("aftersales-probe \(arguments.joined(separator: " ")) did not finish within \(limit)")
-        }
-        process.waitUntilExit()
+        try waitForProbe(process, arguments, within: limit)
         let rest = output.fileHandleForReading.readDataToEndOfFile()
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         return ProbeRun(status: process.terminationStatus, stdout: String(decoding: rest, as: UTF8.self),
