@@ -5,7 +5,7 @@
         print(c.ping().version)
 """
 from ._proto import admin_service_pb2, case_pb2, case_service_pb2, envelope_pb2
-from .client import (DEFAULT_ENDPOINT, READ_ONLY_METHODS, Client, CurveKeys, RpcError, RpcTimeout,
+from .client import (DEFAULT_ENDPOINT, Client, CurveKeys, RpcError, RpcTimeout,
                      StatusCode, load_curve_keys)
 from .subscriber import DEFAULT_PUB_ENDPOINT, EventsLost, EventsRewound, Subscriber
 from .cluster import ClusterClient, ClusterMap
@@ -26,6 +26,6 @@ __all__ = [
     "pb",
     "ClusterClient", "ClusterMap", "ClusterSubscriber", "ShardEventsLost", "SubscriberFailed",
     "shard_of_call", "shard_of_case_id", "shard_of_order_line",
-    "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT", "READ_ONLY_METHODS",
+    "DEFAULT_ENDPOINT", "DEFAULT_PUB_ENDPOINT",
     "admin_service_pb2", "case_pb2", "case_service_pb2", "envelope_pb2",
 ]

@@ -27,15 +27,11 @@ StatusCode = envelope_pb2.StatusCode
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:7700"
 
-# Methods that change nothing: retried without an idempotency key.
-READ_ONLY_METHODS = frozenset({
-    "aftersales.v1.CaseService/GetCase",
-    "aftersales.v1.CaseService/ListCases",
-    "aftersales.v1.CaseService/EvaluateIntervention",
-    "aftersales.v1.AdminService/Ping",
-    "aftersales.v1.AdminService/GetStats",
-    "aftersales.v1.AdminService/ReplayEvents",
-})
+def _is_mutating(method: str) -> bool:
+    """Whether the contract marks ``method`` ``option (mutating) = true`` (read from the
+    descriptors by ``routing``, which builds on this module, hence imported on first use)."""
+    from .routing import MUTATING_METHODS
+    return method in MUTATING_METHODS
 
 
 class RpcError(Exception):
@@ -262,7 +258,7 @@ class Client:
 
         Mutating methods get a fresh idempotency key when none is given, so that Lazy
         Pirate retries of this call cannot apply it twice."""
-        if idempotency_key is None and method not in READ_ONLY_METHODS:
+        if idempotency_key is None and _is_mutating(method):
             idempotency_key = uuid.uuid4().hex
         resp = self.call_raw(method, request.SerializeToString(), timeout=timeout,
                              retries=retries, idempotency_key=idempotency_key,
