@@ -18,7 +18,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aftersales-bench",
         abstract: "Benchmarks for aftersalesd (driven by bench/run.sh).",
-        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self, Failover.self, ClusterReady.self]
+        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self, Failover.self, ClusterReady.self, FailoverNotices.self]
     )
 }
 
