@@ -120,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "aftersales-bench",
             dependencies: [
-                "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "ZeroMQ",
+                "AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "ZeroMQ",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
