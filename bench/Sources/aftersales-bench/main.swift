@@ -33,12 +33,12 @@ struct Prepare: ParsableCommand {
         let context = try ZMQContext()
         let caller = try TestCaller(endpoint, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials)
         // In a cluster the case is made on (and read from) the member that owns its shard.
-        var answer = try caller.callRaw(.createCase, Cases.proposal(order: runPrefix("lat")))
+        let proposal = Cases.proposal(order: runPrefix("lat"))
+        var answer = try caller.callRaw(.createCase, proposal)
         var owner = endpoint
         if answer.code == .unavailable, answer.hasRedirect, !answer.redirect.rpcEndpoint.isEmpty {
             owner = answer.redirect.rpcEndpoint
-            answer = try TestCaller(owner, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials)
-                .callRaw(.createCase, Cases.proposal(order: runPrefix("lat")))
+            answer = try TestCaller(owner, context: context, receiveTimeoutMs: 60_000, curve: curve.credentials).callRaw(.createCase, proposal)
         }
         let created = try answer.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
         let request = Cases.getCase(1, created.case.caseID)
