@@ -63,7 +63,9 @@ struct RestartTests {
             try await collect(subscriber) { $0.compactMap(\.announcement).contains { $0.case.orderID == "o-restart-5" } }
         }
         daemon.kill()
-        try await Task.sleep(for: .milliseconds(1_500))  // long enough for the subscriber to notice
+        // Down until the subscriber has noticed (bounded), however loaded the machine is.
+        let noticeBy = ContinuousClock.now + .seconds(15)
+        while subscriber.counters.disconnects == 0, ContinuousClock.now < noticeBy { try await Task.sleep(for: .milliseconds(100)) }
         try daemon.restart()
         for index in 3..<6 { _ = try await client.createCase(createRequest("o-restart-\(index)")) }
         let after = try await client.getStats().lastEventSeq
