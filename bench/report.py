@@ -200,6 +200,78 @@ for x in pick("failover"):
         f"median {x['median_ms']:,.0f} ms", f"max {x['max_ms']:,.0f} ms", "", "≤ lease + 2 s",
         x["max_ms"] <= 7000)
 
+# 9 a call through the clients vs a bare socket (issue 18)
+bare = pick("latency", target="client-bare")
+if bare:
+    typed_bare = pick("latency", target="client-bare-typed")
+    hop = pick("socket_latency", target="hop-task")
+    forms = [("blocking", "blocking (the calling thread waits)"), ("async", "async (a task awaits each call)"),
+             ("executor", "async, the task on client.taskExecutor")]
+    for form, how in forms:
+        items = pick("client_latency", target=f"client-{form}")
+        for key, name, tgt in [("rtt_p50_us", "p50", 1.1), ("rtt_p99_us", "p99", None)]:
+            r = ratio(items, bare, key)
+            row(f"9 GetCase {name} (µs) through AfterSalesClient, {how}, 1 caller, vs a bare REQ socket",
+                fmt(med(x.get(key) for x in items)), fmt(med(x[key] for x in bare)), fr(r),
+                f"≤ {tgt}×" if tgt else "", (r[0] <= tgt) if tgt and r[0] else None)
+    # Where the rest goes: the protobuf work every typed call does, the hand-off alone
+    # (untyped calls), and one thread hop for the async form.
+    # Like for like: the bare socket doing the protobuf work a typed call does.
+    for form, how in forms:
+        items = pick("client_latency", target=f"client-{form}")
+        r = ratio(items, typed_bare, "rtt_p50_us")
+        row(f"9 … {form}, vs a bare REQ socket that also encodes the request and decodes the answer each call",
+            fmt(med(x.get("rtt_p50_us") for x in items)), fmt(med(x["rtt_p50_us"] for x in typed_bare)), fr(r),
+            "≤ 1.1× (like for like)", (r[0] <= 1.1) if r[0] else None)
+    for form in ("blocking", "async"):
+        items = pick("client_latency", target=f"client-{form}-raw")
+        r = ratio(items, bare, "rtt_p50_us")
+        row(f"9 GetCase p50 (µs) through AfterSalesClient, {form}, untyped (bytes in, bytes out: the hand-off alone) vs a bare REQ socket",
+            fmt(med(x.get("rtt_p50_us") for x in items)), fmt(med(x["rtt_p50_us"] for x in bare)), fr(r), "", None)
+    r = ratio(typed_bare, bare, "rtt_p50_us")
+    row("9 GetCase p50 (µs), bare REQ that encodes and decodes each call (the protobuf work) vs bare REQ",
+        fmt(med(x["rtt_p50_us"] for x in typed_bare)), fmt(med(x["rtt_p50_us"] for x in bare)), fr(r), "", None)
+    r = ratio(hop, bare, "rtt_p50_us")
+    row("9 GetCase p50 (µs), bare DEALER whose answer another thread hands to the awaiting task (one thread hop) vs bare REQ",
+        fmt(med(x.get("rtt_p50_us") for x in hop)), fmt(med(x["rtt_p50_us"] for x in bare)), fr(r), "", None)
+    cpu = {name: med(x.get("cpu_us_per_call") for x in items) for name, items in [
+        ("bare REQ", bare), ("bare REQ typed", typed_bare), ("one hop", hop),
+        ("client blocking", pick("client_latency", target="client-blocking")),
+        ("client async", pick("client_latency", target="client-async")),
+        ("client async on its executor", pick("client_latency", target="client-executor")),
+        ("client blocking untyped", pick("client_latency", target="client-blocking-raw")),
+        ("client async untyped", pick("client_latency", target="client-async-raw"))]}
+    notes.append("client latency: the caller process's CPU time per GetCase (all its threads, µs): "
+                 + ", ".join(f"{k} {fmt(v)}" for k, v in cpu.items())
+                 + f"; {len(bare)} rounds of fresh processes (a run's figure depends on where the scheduler puts its threads).")
+tb, tc = pick("throughput", label="client-bare"), pick("client_throughput", label="client-async")
+te = pick("client_throughput", label="client-executor")
+if tb and tc:
+    r = ratio(tc, tb, "calls_per_s")
+    row("9 mutating calls/s, 50 async callers on one AfterSalesClient vs 50 bare DEALERs (one thread)",
+        fmt(med(x["calls_per_s"] for x in tc)), fmt(med(x["calls_per_s"] for x in tb)), fr(r), "≥ 0.9×",
+        (r[0] >= 0.9) if r[0] else None)
+    if te:
+        r = ratio(te, tb, "calls_per_s")
+        row("9 … the 50 callers' tasks on client.taskExecutor", fmt(med(x["calls_per_s"] for x in te)),
+            fmt(med(x["calls_per_s"] for x in tb)), fr(r), "", None)
+    notes.append(f"client throughput: call latency p50 {fmt(med(x.get('call_p50_us') for x in tc))} µs through the client "
+                 f"({fmt(med(x.get('call_p50_us') for x in te))} µs on its executor), {fmt(med(x.get('call_p50_us') for x in tb))} µs bare; "
+                 f"the caller process's CPU per call {fmt(med(x.get('cpu_us_per_call') for x in tc))} µs through the client "
+                 f"({fmt(med(x.get('cpu_us_per_call') for x in te))} on its executor), {fmt(med(x.get('cpu_us_per_call') for x in tb))} µs bare; "
+                 f"errors {sum(x.get('errors', 0) for x in tc + tb + te)}")
+pb, pt, pc = pick("py_latency", target="py-bare"), pick("py_latency", target="py-typed"), pick("py_latency", target="py-client")
+if pb and pc:
+    for key, name in [("rtt_p50_us", "p50"), ("rtt_p99_us", "p99")]:
+        r = ratio(pc, pb, key)
+        row(f"9 Python: GetCase {name} (µs), Client.get_case vs a bare pyzmq REQ socket",
+            fmt(med(x[key] for x in pc)), fmt(med(x[key] for x in pb)), fr(r), "", None)
+    r = ratio(pc, pt, "rtt_p50_us")
+    row("9 Python: … Client.get_case vs a bare pyzmq REQ that encodes and decodes each call",
+        fmt(med(x["rtt_p50_us"] for x in pc)), fmt(med(x["rtt_p50_us"] for x in pt)), fr(r), "", None)
+    notes.append(f"python client: pyzmq {pc[0].get('pyzmq')}; CPU per call (µs): bare {fmt(med(x.get('cpu_us_per_call') for x in pb))}, "
+                 f"typed {fmt(med(x.get('cpu_us_per_call') for x in pt))}, Client {fmt(med(x.get('cpu_us_per_call') for x in pc))}")
+
 # 5 refused calls
 for x in pick("refused"):
     row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",

@@ -6,22 +6,23 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics cluster"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics cluster client"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics cluster}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics cluster client}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
 ECHO="$ROOT/bench/echo/build/echo_server"
-RESULTS_DIR="$ROOT/bench/results"
+RESULTS_DIR="${BENCH_RESULTS_DIR:-$ROOT/bench/results}"  # BENCH_RESULTS_DIR: elsewhere (a partial run that must not replace latest.md)
 
 if [[ "$QUICK" == 1 ]]; then
   ROUNDS="${BENCH_ROUNDS:-2}"
   LAT_COUNT=5000; LAT_SECONDS=2
+  CLIENT_ROUNDS=4; CLIENT_LAT_COUNT=3000; CLIENT_LAT_SECONDS=0.5
   TP_SECONDS=2
   REDIS_GET_N=5000; REDIS_SET_N=100000; REDIS_P16_N=400000
   EXPIRY_N=20000; EXPIRY_SPREAD=10
@@ -31,6 +32,7 @@ if [[ "$QUICK" == 1 ]]; then
 else
   ROUNDS="${BENCH_ROUNDS:-5}"
   LAT_COUNT=20000; LAT_SECONDS=5
+  CLIENT_ROUNDS=$((ROUNDS * 2)); CLIENT_LAT_COUNT=20000; CLIENT_LAT_SECONDS=1.5
   TP_SECONDS=5
   REDIS_GET_N=20000; REDIS_SET_N=500000; REDIS_P16_N=3000000
   EXPIRY_N="${BENCH_EXPIRY_N:-1000000}"; EXPIRY_SPREAD=60
@@ -278,6 +280,47 @@ if [[ " $ONLY " == *" cluster "* ]]; then
   log "cluster: notices across a failover (proposals due while their member is dead)"
   record 1 "$("$BENCH" failover-notices --cases "$NOTICE_CASES")"
   rm -rf "$WORK/c1" "$WORK/c2" "$WORK/solo"
+fi
+
+# --- 9 a call through the clients vs a bare socket (issue 18) ------------------------------
+if [[ " $ONLY " == *" client "* ]]; then
+  log "client: GetCase through AfterSalesClient (blocking, async) and the Python client vs bare sockets; 50 callers on one client vs 50 DEALERs"
+  start_daemon cl "$WORK/cl" --fsync everysec
+  CASE_CL="$(json "$("$BENCH" prepare --endpoint "$RPC_cl")" case_id)"
+  # The Python client's environment (.venv, as make python-client-test makes it).
+  PY="$ROOT/.venv/bin/python"
+  if make -s -C "$ROOT" "$ROOT/.venv/.aftersales-client-installed" python-client-gen >&2 && "$PY" -c 'import aftersales_client' 2>/dev/null; then
+    PY_OK=1
+  else
+    PY_OK=0; log "client: no Python client environment (make python-client-test makes it): Python rows skipped"
+  fi
+  CL=(--endpoint "$RPC_cl" --case-id "$CASE_CL" --count $CLIENT_LAT_COUNT --seconds $CLIENT_LAT_SECONDS --warmup 500)
+  # Short runs, many rounds: a run's figure depends on where the scheduler put its threads
+  # (bimodal on this VM), so each variant gets a fresh process every round.
+  for ((r = 1; r <= CLIENT_ROUNDS; r++)); do
+    log "round $r/$CLIENT_ROUNDS: client latency"
+    record $r "$("$BENCH" latency --target client-bare "${CL[@]}")"
+    record $r "$("$BENCH" latency --target client-bare-typed --typed "${CL[@]}")"
+    record $r "$("$BENCH" socket-latency --mode hop-task "${CL[@]}")"
+    record $r "$("$BENCH" client-latency --form blocking "${CL[@]}")"
+    record $r "$("$BENCH" client-latency --form async "${CL[@]}")"
+    record $r "$("$BENCH" client-latency --form executor "${CL[@]}")"
+    record $r "$("$BENCH" client-latency --form blocking --raw "${CL[@]}")"
+    record $r "$("$BENCH" client-latency --form async --raw "${CL[@]}")"
+    if [[ "$PY_OK" == 1 ]]; then
+      for mode in bare typed client; do
+        record $r "$("$PY" "$ROOT/bench/python_client_bench.py" --mode $mode "${CL[@]}")"
+      done
+    fi
+  done
+  for ((r = 1; r <= ROUNDS; r++)); do
+    log "round $r/$ROUNDS: client throughput (50 DEALERs, 50 async callers on one client)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_cl" --label client-bare --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" client-throughput --endpoint "$RPC_cl" --label client-async --callers 50 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" client-throughput --endpoint "$RPC_cl" --label client-executor --form executor --callers 50 --seconds $TP_SECONDS)"
+  done
+  stop_named cl
+  rm -rf "$WORK/cl"
 fi
 
 # --- 5 refused calls ----------------------------------------------------------------------

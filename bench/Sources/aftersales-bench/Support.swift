@@ -18,6 +18,14 @@ import Glibc
 /// Monotonic nanoseconds (the ZeroMQ module's clock, under the bench's short name).
 @inline(__always) func monoNanos() -> UInt64 { monotonicNanoseconds() }
 
+/// CPU time of this whole process (every thread: the caller's, libzmq's I/O thread, a
+/// client's own threads) in nanoseconds: what a call costs the caller's machine.
+func processCPUNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 /// CLOCK_REALTIME in microseconds since the epoch (the daemon's expires_at_ms is on this clock).
 @inline(__always)
 func wallMicros() -> Int64 {

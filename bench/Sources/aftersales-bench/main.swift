@@ -18,7 +18,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aftersales-bench",
         abstract: "Benchmarks for aftersalesd (driven by bench/run.sh).",
-        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self, Failover.self, ClusterReady.self, FailoverNotices.self]
+        subcommands: [Prepare.self, Latency.self, Throughput.self, Expiry.self, Burst.self, Scale.self, Refused.self, Failover.self, ClusterReady.self, FailoverNotices.self,
+                      ClientLatency.self, ClientThroughput.self, SocketLatency.self]
     )
 }
 
@@ -65,6 +66,8 @@ struct Latency: ParsableCommand {
     @Option(help: "Measured round trips (upper bound).") var count: Int = 20_000
     @Option(help: "Stop measuring after this many seconds.") var seconds: Double = 10
     @Option(help: "Unmeasured round trips first.") var warmup: Int = 2_000
+    @Flag(help: "Encode the request and decode the answer (envelope and GetCaseResponse) on every call: the bare socket doing the protobuf work of a typed client call (daemon only).")
+    var typed = false
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
@@ -92,10 +95,15 @@ struct Latency: ParsableCommand {
         let deadline = monoNanos() + UInt64(seconds * 1e9)
         var n = 0
         let began = monoNanos()
+        let cpuBegan = processCPUNanos()
         while n < count {
             let t0 = monoNanos()
-            try req.send(request)
-            guard let reply = try req.receive(), reply[0].count == replyBytes else { throw BenchError("\(target): bad or missing reply") }
+            try req.send(typed ? Cases.getCase(UInt64(n + 2), caseId) : request)
+            guard let reply = try req.receive(), typed || reply[0].count == replyBytes else { throw BenchError("\(target): bad or missing reply") }
+            if typed {
+                let answer = try ResponseEnvelope(serializedBytes: reply[0]).decodedPayload(as: Aftersales_V1_GetCaseResponse.self)
+                guard answer.case.caseID == caseId else { throw BenchError("\(target): another case") }
+            }
             let t1 = monoNanos()
             _ = h.record(t1 - t0)
             n += 1
@@ -107,7 +115,9 @@ struct Latency: ParsableCommand {
         out["curve"] = curve.key != nil
         out["reply_bytes"] = replyBytes
         out["request_bytes"] = request.count
+        if typed { out["typed"] = true }
         out["calls_per_s"] = (Double(n) / (Double(monoNanos() - began) / 1e9)).rounded()
+        out["cpu_us_per_call"] = (Double(processCPUNanos() - cpuBegan) / 1e3 / Double(max(1, n))).rounded(toPlaces: 2)
         emit(out)
     }
 }
@@ -194,12 +204,15 @@ struct Throughput: ParsableCommand {
         let start = monoNanos()
         let measureFrom = start + UInt64(warmupSeconds * 1e9)
         let measureTo = measureFrom + UInt64(seconds * 1e9)
+        var cpuAtFrom: UInt64?, cpuAtTo: UInt64?
         for slot in 0..<slots { try send(slot) }
         var stopping = false
         let hardStop = measureTo + 10_000_000_000
         while outstanding > 0 {
             _ = try poller.poll(timeoutMilliseconds: 100)
             let now0 = monoNanos()
+            if now0 >= measureFrom && cpuAtFrom == nil { cpuAtFrom = processCPUNanos() }
+            if now0 >= measureTo && cpuAtTo == nil { cpuAtTo = processCPUNanos() }
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
             for i in 0..<sockets.count where poller.isReadable(i) {
@@ -242,6 +255,9 @@ struct Throughput: ParsableCommand {
         out["members"] = members.count
         out["inflight"] = inflight
         out["calls_per_s"] = (Double(measured) / seconds).rounded()
+        if let cpuAtFrom, let cpuAtTo, measured > 0 {
+            out["cpu_us_per_call"] = (Double(cpuAtTo - cpuAtFrom) / 1e3 / Double(measured)).rounded(toPlaces: 2)
+        }
         out["creates"] = creates
         out["agrees"] = agrees
         out["errors"] = errors

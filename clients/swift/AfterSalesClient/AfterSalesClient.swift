@@ -8,8 +8,11 @@ import ZeroMQ
 
 /// A client of `aftersalesd`: one typed method per RPC, in async and blocking forms.
 ///
-/// One DEALER socket, owned by one I/O thread, carries every call; any number of tasks
-/// and threads may call at once and each gets its own answer (matched by request id).
+/// One DEALER socket carries every call; any number of tasks and threads may call at once
+/// and each gets its own answer (matched by request id). A call costs about what a bare
+/// socket does: the caller sends it on its own thread, a blocking caller alone waits on
+/// the socket itself, and the client's I/O thread (which watches the socket for async
+/// calls and keeps their clocks) is never woken just to pass a call along.
 /// Each call has a deadline, sent to the daemon in the envelope and enforced here too.
 /// A call that gets no answer is resent after the socket is closed and reopened (the ZeroMQ
 /// guide's Lazy Pirate) with the same idempotency key, so the daemon never applies it
@@ -112,6 +115,19 @@ public final class AfterSalesClient: Sendable {
         }
     }
 
+    /// A task executor that runs tasks on the client's own I/O thread — the thread that
+    /// receives the answers of async calls. An async call made from a task that prefers it
+    /// (`withTaskExecutorPreference(client.taskExecutor) { … }`,
+    /// `Task(executorPreference: client.taskExecutor) { … }`) is resumed on the thread that
+    /// read its answer, without waking another: it costs what a blocking call (or a bare
+    /// socket) does, where a task on the global executor pays one thread wake-up more.
+    ///
+    /// It is an event loop: while code runs on it, no answer of this client is read and no
+    /// deadline fires. Keep that code short and never block in it (blocking calls of this
+    /// client made there fail at once with FAILED_PRECONDITION: they would wait for the
+    /// thread they run on). Once the client is closed, such tasks run on the global executor.
+    public var taskExecutor: any TaskExecutor { engine.taskExecutor }
+
     /// Stops the I/O thread and closes the socket; calls in flight fail with CANCELLED and
     /// later calls fail at once. Idempotent; also done when the client is released.
     public func close() { engine.close() }
@@ -154,7 +170,7 @@ public final class AfterSalesClient: Sendable {
     /// concurrency's cooperative threads (it blocks the thread until the answer).
     public func callSync(method: Method, payload: [UInt8], options: CallOptions = CallOptions()) throws(RPCError) -> [UInt8] {
         let waiter = SyncWaiter()
-        engine.submit(submission(token: engine.makeToken(), method: method, payload: payload, options: options) {
+        engine.callBlocking(submission(token: engine.makeToken(), method: method, payload: payload, options: options) {
             waiter.finish($0)
         })
         return try waiter.wait().get()
