@@ -76,23 +76,42 @@ enum AdminService {
     /// Answered by splicing the kept announcement bytes into the response: field 1 is
     /// `repeated EventEnvelope events`, so each kept event is one length-delimited field.
     static func replay(_ payload: Data, from announcements: AnnouncementLog) throws(RPCError) -> [UInt8] {
-        let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
-        guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
+        let r = try replayRequest(payload, shards: .max)  // the shard is checked against this stream below
         guard r.shard == announcements.shard else {
             throw RPCError(.invalidArgument, "shard: \(r.shard) is not served here; a daemon on its own has one stream, shard 0")
         }
-        let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
-        guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
-        guard let events = announcements.replay(from: r.fromSeq, limit: limit) else {
+        guard let events = announcements.replay(from: r.fromSeq, limit: Int(r.maxEvents)) else {
             throw RPCError(.outOfRange, "announcement \(r.fromSeq) is no longer kept; the oldest available is \(announcements.oldestKept). Re-read the cases you follow (GetCase/ListCases), then replay from \(announcements.oldestKept)")
         }
+        return replayAnswer(events.lazy.map(\.bytes), latest: announcements.publishedSeq, oldest: announcements.oldestKept,
+                            incarnation: (announcements.incarnation, announcements.incarnationStartSeq))
+    }
+
+    /// A ReplayEvents request checked: from_seq ≥ 1, shard below `shards`, max_events
+    /// defaulted (0 = 1000) and bounded (10000).
+    static func replayRequest(_ payload: Data, shards: UInt64) throws(RPCError) -> Aftersales_V1_ReplayEventsRequest {
+        var r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
+        guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
+        guard UInt64(r.shard) < shards else {
+            throw RPCError(.invalidArgument, "shard: \(r.shard) is not a shard here (0..<\(shards))")
+        }
+        guard r.maxEvents <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
+        if r.maxEvents == 0 { r.maxEvents = 1_000 }
+        return r
+    }
+
+    /// The ReplayEventsResponse, spliced: field 1 is `repeated EventEnvelope events`, so each
+    /// kept event's bytes are one length-delimited field; then the stream's bounds.
+    static func replayAnswer(_ events: some Sequence<[UInt8]>, latest: UInt64, oldest: UInt64,
+                             incarnation: (value: UInt64, startSeq: UInt64)? = nil) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(events.reduce(16) { $0 + $1.bytes.count + 6 })
-        for event in events { ProtoWire.appendField(1, event.bytes, to: &bytes) }
-        ProtoWire.appendVarintField(2, announcements.publishedSeq, to: &bytes)
-        ProtoWire.appendVarintField(3, announcements.oldestKept, to: &bytes)
-        ProtoWire.appendVarintField(4, announcements.incarnation, to: &bytes)
-        ProtoWire.appendVarintField(5, announcements.incarnationStartSeq, to: &bytes)
+        for event in events { ProtoWire.appendField(1, event, to: &bytes) }
+        ProtoWire.appendVarintField(2, latest, to: &bytes)
+        ProtoWire.appendVarintField(3, oldest, to: &bytes)
+        if let incarnation {
+            ProtoWire.appendVarintField(4, incarnation.value, to: &bytes)
+            ProtoWire.appendVarintField(5, incarnation.startSeq, to: &bytes)
+        }
         return bytes
     }
 }

@@ -215,12 +215,6 @@ final class DaemonCore {
         return reply
     }
 
-    /// The calling service of a call, when the daemon authenticates: who it is (the ZAP
-    /// User-Id) and what it may do, by the clients file in force now.
-    private func authorize(_ method: Method, caller: String?) throws(RPCError) -> Caller? {
-        try access?.authorize(method, caller: caller)
-    }
-
     // MARK: - calls
 
     /// One call from the ROUTER socket: answer it, or count it when no answer can be addressed.
@@ -233,25 +227,34 @@ final class DaemonCore {
         case .refused(let routing, let requestID, let error):
             batch.reply(to: routing, requestID: requestID, method: nil, started: started, .failure(error))
         case .call(let routing, let envelope, let method):
-            receive(method, envelope, routing: routing, caller: caller, started: started)
+            // Who may: the clients file in force now (nil identity when no one is authenticated).
+            do throws(RPCError) {
+                let identity = try access?.authorize(method, caller: caller)
+                receive(method, envelope, routing: routing, client: caller, identity: identity, started: started)
+            } catch {
+                batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, .failure(error),
+                            request: envelope, client: caller)
+            }
         }
     }
 
-    /// One call already taken apart (a cluster member has routed it to this shard).
-    func receive(_ method: Method, _ envelope: RequestEnvelope, routing: ArraySlice<Frame>, caller: String?, started: UInt64) {
+    /// One call already taken apart and authorized (`identity`: what the calling service
+    /// `client` may do; a cluster member authorizes before it routes to the shard).
+    func receive(_ method: Method, _ envelope: RequestEnvelope, routing: ArraySlice<Frame>, client: String?, identity: Caller?,
+                 started: UInt64) {
         let receivedAt = clock.now()
-        if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: caller) {
+        if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
             batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
-                        request: envelope, client: caller)
+                        request: envelope, client: client)
         }
     }
 
-    /// Serves one decoded call from `callerName` (the ZAP User-Id): who may, the payload's
-    /// shape, the deadline, then the handler. nil when the answer is deferred (TakeSnapshot).
+    /// Serves one decoded, authorized call (`caller`: its identity and scope, nil when the
+    /// daemon authenticates no one): the payload's shape, the deadline, then the handler.
+    /// nil when the answer is deferred (TakeSnapshot).
     private func serve(_ method: Method, _ envelope: RequestEnvelope, receivedAt: Millis, routing: ArraySlice<Frame>,
-                       caller callerName: String?) -> CallAnswer? {
+                       caller: Caller?) -> CallAnswer? {
         do throws(RPCError) {
-            let caller = try authorize(method, caller: callerName)
             if let refused = requestShape.checkPayload(envelope.payload, for: method) { throw refused }
             if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
                 throw RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed")

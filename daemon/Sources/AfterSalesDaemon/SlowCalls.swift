@@ -17,12 +17,6 @@ struct SlowCallLog {
     /// Calls logged since start-up.
     private(set) var totalLogged: UInt64 = 0
 
-    /// The field number of `case_id` in each method's request, read from the contract's
-    /// descriptors (nil for a request without one).
-    private static let caseIDField: [Method: UInt64] = Dictionary(uniqueKeysWithValues: Method.allCases.compactMap { method in
-        Contract.requestFieldNumber("case_id", of: method).map { (method, UInt64($0)) }
-    })
-
     init(thresholdMicroseconds: UInt64, capacity: Int) {
         self.thresholdMicroseconds = thresholdMicroseconds
         self.capacity = max(1, capacity)
@@ -42,7 +36,7 @@ struct SlowCallLog {
             if let request = reply.request {
                 $0.caller = request.metadata["caller"] ?? ""
                 $0.requestBytes = UInt64(request.payload.count)
-                if let field = Self.caseIDField[method] { $0.caseID = WireFields.string(field, in: request.payload) ?? "" }
+                $0.caseID = RequestRouting.caseID(of: method, payload: request.payload) ?? ""
             }
         }
         if entries.count == capacity { entries.removeLast() }
@@ -59,33 +53,3 @@ struct SlowCallLog {
     }
 }
 
-/// Single fields read straight from a serialized message, without decoding the rest.
-enum WireFields {
-    /// The first string field number `wanted`; nil when absent or unreadable.
-    static func string(_ wanted: UInt64, in payload: Data) -> String? {
-        payload.withUnsafeBytes { bytes in
-            var reader = WireReader(bytes)
-            while !reader.isAtEnd {
-                guard let (field, wireType) = try? reader.tag() else { return nil }
-                if field == wanted, wireType == 2 {
-                    return (try? reader.lengthDelimited()).map { String(decoding: $0, as: UTF8.self) }
-                }
-                guard (try? reader.skip(field: field, wireType: wireType)) != nil else { return nil }
-            }
-            return nil
-        }
-    }
-
-    /// The first varint field number `wanted`; nil when absent or unreadable.
-    static func varint(_ wanted: UInt64, in payload: Data) -> UInt64? {
-        payload.withUnsafeBytes { bytes in
-            var reader = WireReader(bytes)
-            while !reader.isAtEnd {
-                guard let (field, wireType) = try? reader.tag() else { return nil }
-                if field == wanted, wireType == 0 { return try? reader.varint() }
-                guard (try? reader.skip(field: field, wireType: wireType)) != nil else { return nil }
-            }
-            return nil
-        }
-    }
-}

@@ -140,7 +140,7 @@ final class ClusterCore: LoopDriver {
                 let identity = try access?.authorize(method, caller: caller)
                 if let shard = try shard(of: method, envelope) {
                     if let served = shards[shard], leaseValid {
-                        served.core.receive(method, envelope, routing: routing, caller: caller, started: started)
+                        served.core.receive(method, envelope, routing: routing, client: caller, identity: identity, started: started)
                     } else {
                         redirect(shard, routing: routing, envelope: envelope, method: method, started: started)
                     }
@@ -247,17 +247,11 @@ final class ClusterCore: LoopDriver {
     /// ReplayEvents from PostgreSQL: any member serves any shard's announcements, as far
     /// back as --event-retention keeps them, and only committed ones.
     private func replay(_ payload: Data) throws(RPCError) -> [UInt8] {
-        let r = try CaseService.decode(Aftersales_V1_ReplayEventsRequest.self, payload)
-        guard r.fromSeq >= 1 else { throw RPCError(.invalidArgument, "from_seq: sequence numbers start at 1") }
-        guard UInt64(r.shard) < shardCount else {
-            throw RPCError(.invalidArgument, "shard: \(r.shard) is not a shard of this cluster (0..<\(shardCount))")
-        }
-        let limit = r.maxEvents == 0 ? 1_000 : Int(r.maxEvents)
-        guard limit <= 10_000 else { throw RPCError(.invalidArgument, "max_events: \(r.maxEvents) is over the maximum of 10000") }
+        let r = try AdminService.replayRequest(payload, shards: shardCount)
         guard let database else { throw RPCError(.unavailable, "this member cannot reach PostgreSQL at the moment; ask another member") }
         let found: (events: [(seq: UInt64, body: [UInt8])]?, oldest: UInt64, latest: UInt64)
         do {
-            found = try database.announcements(shard: UInt64(r.shard), from: r.fromSeq, limit: limit)
+            found = try database.announcements(shard: UInt64(r.shard), from: r.fromSeq, limit: Int(r.maxEvents))
         } catch {
             connectionFailed(error)
             throw RPCError(.unavailable, "could not read the announcements: \(error)")
@@ -265,12 +259,7 @@ final class ClusterCore: LoopDriver {
         guard let events = found.events else {
             throw RPCError(.outOfRange, "announcement \(r.fromSeq) of shard \(r.shard) is no longer kept (--event-retention); the oldest available is \(found.oldest). Re-read the cases you follow, then replay from \(found.oldest)")
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(events.reduce(16) { $0 + $1.body.count + 6 })
-        for event in events { ProtoWire.appendField(1, event.body, to: &bytes) }
-        ProtoWire.appendVarintField(2, found.latest, to: &bytes)
-        ProtoWire.appendVarintField(3, found.oldest, to: &bytes)
-        return bytes
+        return AdminService.replayAnswer(events.lazy.map(\.body), latest: found.latest, oldest: found.oldest)
     }
 
     /// The routing of a snapshot the member asked a shard for: no socket peer has an empty
