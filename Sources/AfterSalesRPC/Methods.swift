@@ -17,6 +17,23 @@ extension Method {
     /// Looks a method up by its full wire name; nil for a name the contract does not have.
     public init?(fullName: String) { self.init(rawValue: fullName) }
 
+    /// The method's position in `allCases` (declaration order): an index for per-method tables.
+    @inlinable
+    public var ordinal: Int {
+        // A payload-free enum of 2 to 256 cases is stored as its declaration index in one
+        // byte (Swift's enum layout); `MethodTests` holds this to `allCases`.
+        withUnsafeBytes(of: self) { Int($0[0]) }
+    }
+
+    /// Hashes the position, not the name: a raw-value enum otherwise hashes its String
+    /// (some 700 instructions per lookup of a method-keyed table, twice per call).
+    @inlinable
+    public func hash(into hasher: inout Hasher) { hasher.combine(ordinal) }
+
+    /// Compares positions, not names (see `hash(into:)`).
+    @inlinable
+    public static func == (lhs: Method, rhs: Method) -> Bool { lhs.ordinal == rhs.ordinal }
+
     /// Looks a method up by its short name ("CreateCase") or full name, case-insensitively.
     public static func named(_ name: String) -> Method? {
         if let exact = Method(rawValue: name) { return exact }

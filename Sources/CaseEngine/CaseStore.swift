@@ -292,14 +292,43 @@ public struct CaseStore: Sendable {
 
     /// The number inside an id made by `caseID(number:)`, or nil for any other string.
     public static func caseNumber(of caseID: String) -> UInt64? {
-        guard caseID.hasPrefix("AS"), caseID.utf8.count == 12 else { return nil }
+        // Read byte by byte: this runs on every change and every routed call, and
+        // `hasPrefix` + `dropFirst` + `UInt64(_:)` cost ~900 instructions.
+        let utf8 = caseID.utf8
+        guard utf8.count == 12 else { return nil }
+        return utf8.withContiguousStorageIfAvailable { bytes -> UInt64? in
+            guard bytes[0] == UInt8(ascii: "A"), bytes[1] == UInt8(ascii: "S") else { return nil }
+            var number: UInt64 = 0
+            for byte in bytes[2...] {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                number = number * 10 + UInt64(byte - UInt8(ascii: "0"))
+            }
+            return number
+        } ?? Self.caseNumberSlowly(caseID)
+    }
+
+    /// The same for a string without contiguous UTF-8 (bridged), digit by digit.
+    private static func caseNumberSlowly(_ caseID: String) -> UInt64? {
+        guard caseID.hasPrefix("AS"), caseID.utf8.count == 12, caseID.utf8.dropFirst(2).allSatisfy({ (48...57).contains($0) }) else { return nil }
         return UInt64(caseID.dropFirst(2))
     }
 
     /// The key of the one-open-case-per-order-line rule.
     public static func orderLineKey(orderID: String, orderLineID: String) -> String {
         // NUL cannot appear in proto strings' ids in practice and keeps the pair unambiguous.
-        orderID + "\u{0}" + orderLineID
+        // Written in one allocation: `+` twice cost ~2 500 instructions per create.
+        var order = orderID
+        var line = orderLineID
+        return order.withUTF8 { o in
+            line.withUTF8 { l in
+                String(unsafeUninitializedCapacity: o.count + 1 + l.count) { buffer in
+                    _ = buffer.initialize(fromContentsOf: o)
+                    buffer[o.count] = 0
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[(o.count + 1)...]).initialize(fromContentsOf: l)
+                    return o.count + 1 + l.count
+                }
+            }
+        }
     }
 
     // MARK: - Keeping indexes in step

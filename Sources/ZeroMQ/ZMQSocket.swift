@@ -274,10 +274,10 @@ public final class ZMQSocket {
         }
         let size = zmq_msg_size(&message)
         guard size > 0, let source = zmq_msg_data(&message) else { return [] }
-        return Frame(unsafeUninitializedCapacity: size) { buffer, count in
-            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: source, byteCount: size)
-            count = size
-        }
+        // Array(_: UnsafeRawBufferPointer) rather than Array(unsafeUninitializedCapacity:):
+        // the latter looks up its storage class in the runtime on every call (Linux), some
+        // 300 instructions per frame in callgrind.
+        return Frame(UnsafeRawBufferPointer(start: source, count: size))
     }
 }
 

@@ -95,13 +95,26 @@ import Testing
     @Test func journalEntryAndResponseEnvelopeAssemblies() throws {
         let (c, _) = try sampleCase()
         let encoded = EncodedCase(c)
-        var entry = Aftersales_Storage_V1_JournalEntry()
-        entry.timeMs = 10
-        entry.nextCaseNumber = 2
-        entry.events = [.with { $0.seq = 1; $0.topic = "case.created"; $0.caseID = c.caseID }]
-        var expected = entry
-        expected.case = Aftersales_V1_Case(c)
-        #expect(try Aftersales_Storage_V1_JournalEntry(serializedBytes: WireAssembly.journalEntry(entry, case: encoded)) == expected)
+        let events: [Aftersales_V1_EventEnvelope] = [
+            .with { $0.seq = 1; $0.topic = "case.created"; $0.caseID = c.caseID; $0.timeMs = 10 },
+            .with { $0.seq = 2; $0.topic = "proposal.issued"; $0.caseID = c.caseID; $0.late = true; $0.previousStatus = .awaitingMerchantReview },
+        ]
+        let answer = Aftersales_Storage_V1_IdempotentAnswer.with {
+            $0.key = "svc\u{0}k-1"; $0.method = "aftersales.v1.CaseService/CreateCase"; $0.code = .ok; $0.answeredAtMs = 10
+            $0.fingerprint = Data([1, 2, 3]); $0.caseID = c.caseID; $0.caseVersion = 3; $0.judgement = Data([9, 9])
+        }
+        for withAnswer in [false, true] {
+            var expected = Aftersales_Storage_V1_JournalEntry()
+            expected.timeMs = 10
+            expected.nextCaseNumber = 2
+            expected.events = events
+            if withAnswer { expected.answer = answer }
+            expected.case = Aftersales_V1_Case(c)
+            // The events arrive as bytes inside larger arrays (prefixes of what was published).
+            let slices = try events.map { try ($0.serializedBytes() as [UInt8]) + [0x32, 0] }.map { $0[..<($0.count - 2)] }
+            let bytes = WireAssembly.journalEntry(timeMs: 10, case: encoded, events: slices, nextCaseNumber: 2, answer: withAnswer ? answer : nil)
+            #expect(try Aftersales_Storage_V1_JournalEntry(serializedBytes: bytes) == expected)
+        }
 
         let ok = WireAssembly.responseEnvelope(requestID: 300, code: .ok, message: "", payload: [1, 2, 3])
         #expect(try ResponseEnvelope(serializedBytes: ok) == .ok(requestID: 300, payload: [1, 2, 3]))
@@ -114,12 +127,30 @@ import Testing
         let encoded = EncodedCase(c)
         var log = AnnouncementLog(window: 10)
         let outcome = Outcome(case: c, announcements: [Announcement(topic: .caseCreated, caseID: c.caseID, previousStatus: nil, status: c.status)])
-        let journaled = log.announce(outcome, at: 10, caseBytes: encoded.summary, record: 1)
+        let journaled = log.announce(outcome, at: 10, caseBytes: encoded.summaryBytes, record: 1)
         var published: [PublishedEvent] = []
         log.release(durableBefore: 2, into: &published)
         let decoded = try Aftersales_V1_EventEnvelope(serializedBytes: published[0].bytes)
-        var expected = journaled[0]
+        var expected = Aftersales_V1_EventEnvelope.with { $0.seq = 1; $0.topic = "case.created"; $0.timeMs = 10; $0.caseID = c.caseID }
+        #expect(try Aftersales_V1_EventEnvelope(serializedBytes: Array(journaled[0])) == expected)
         expected.case = Aftersales_V1_Case(c, includeHistory: false)
         #expect(decoded == expected)
+        // Read back from the journal, an announcement is published with the same bytes.
+        #expect(AnnouncementLog.withCase(try Aftersales_V1_EventEnvelope(serializedBytes: Array(journaled[0])), encoded.summary) == published[0].bytes)
+    }
+
+    @Test func announcementsCarryEveryEnvelopeField() throws {
+        let (c, _) = try sampleCase()
+        var log = AnnouncementLog(window: 10, lastSeq: 41)
+        log.shard = 7
+        log.beginIncarnation(0xDEAD_BEEF)
+        let outcome = Outcome(case: c, announcements: [
+            Announcement(topic: .proposalExpired, caseID: c.caseID, previousStatus: .proposalPending, status: c.status, late: true)])
+        let journaled = log.announce(outcome, at: -5, caseBytes: EncodedCase(c).summaryBytes, record: 1)
+        let expected = Aftersales_V1_EventEnvelope.with {
+            $0.seq = 42; $0.topic = "proposal.expired"; $0.timeMs = -5; $0.caseID = c.caseID; $0.late = true
+            $0.previousStatus = .proposalPending; $0.incarnation = 0xDEAD_BEEF; $0.incarnationStartSeq = 42; $0.shard = 7
+        }
+        #expect(try Aftersales_V1_EventEnvelope(serializedBytes: Array(journaled[0])) == expected)
     }
 }

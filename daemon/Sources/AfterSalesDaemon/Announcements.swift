@@ -61,25 +61,34 @@ struct AnnouncementLog {
     }
 
     /// Numbers the announcements of one change, held in journal record `record` until
-    /// that record is on disk. Returns them as the journal stores them (without the case,
-    /// which the journal entry holds once).
-    mutating func announce(_ outcome: Outcome, at now: Millis, caseBytes: [UInt8], record: UInt64) -> [Aftersales_V1_EventEnvelope] {
-        var journal: [Aftersales_V1_EventEnvelope] = []
+    /// that record is on disk. Returns each as the journal stores it: the published bytes
+    /// without the case (which the journal entry holds once), a prefix of them.
+    mutating func announce(_ outcome: Outcome, at now: Millis, caseBytes: ArraySlice<UInt8>, record: UInt64) -> [ArraySlice<UInt8>] {
+        var journal: [ArraySlice<UInt8>] = []
         journal.reserveCapacity(outcome.announcements.count)
         for announcement in outcome.announcements {
             lastSeq += 1
-            var event = Aftersales_V1_EventEnvelope()
-            event.seq = lastSeq
-            event.shard = shard
-            event.topic = announcement.topic.rawValue
-            event.timeMs = now
-            event.caseID = announcement.caseID
-            event.late = announcement.late
-            event.previousStatus = EnumMapping.proto(announcement.previousStatus)
-            event.incarnation = incarnation
-            event.incarnationStartSeq = incarnationStartSeq
-            unpublished.append((record, PublishedEvent(seq: lastSeq, topic: event.topic, bytes: Self.withCase(event, caseBytes))))
-            journal.append(event)
+            var withoutCase = 0
+            let topic = announcement.topic.rawValue
+            // Written once, as SwiftProtobuf would order it (by field number), with the case
+            // (field 6) after the rest: what `withCase` gives for an envelope read back.
+            let bytes = ProtoWriter.bytes(capacity: caseBytes.count + 128) { w in
+                w.varintField(EventEnvelopeField.seq.rawValue, lastSeq)
+                w.stringField(EventEnvelopeField.topic.rawValue, topic)
+                w.int64Field(EventEnvelopeField.timeMs.rawValue, now)
+                w.stringField(EventEnvelopeField.caseID.rawValue, announcement.caseID)
+                w.varintField(EventEnvelopeField.late.rawValue, announcement.late ? 1 : 0)
+                if let previous = announcement.previousStatus {
+                    w.varintField(EventEnvelopeField.previousStatus.rawValue, protoNumber(of: previous))
+                }
+                w.varintField(EventEnvelopeField.incarnation.rawValue, incarnation)
+                w.varintField(EventEnvelopeField.incarnationStartSeq.rawValue, incarnationStartSeq)
+                w.varintField(EventEnvelopeField.shard.rawValue, UInt64(shard))
+                withoutCase = w.count
+                caseBytes.withUnsafeBytes { w.bytesField(EventEnvelopeField.case.rawValue, $0) }
+            }
+            unpublished.append((record, PublishedEvent(seq: lastSeq, topic: topic, bytes: bytes)))
+            journal.append(bytes[..<withoutCase])
         }
         return journal
     }

@@ -106,16 +106,17 @@ enum CaseService {
     /// The read-only CaseService calls, answered from the store as it stands.
     /// A caller with a scope sees only its parties' cases: another party's case is
     /// NOT_FOUND, as if it did not exist (it learns nothing of cases it may not see).
-    static func query(_ method: Method, _ payload: Data, store: CaseStore, scope: Scope? = nil) throws(RPCError) -> [UInt8] {
+    /// (`inout` only so that the store is read in place rather than copied: nothing changes it.)
+    static func query(_ method: Method, _ payload: Data, store: inout CaseStore, scope: Scope? = nil) throws(RPCError) -> CallAnswer {
         let response: any SwiftProtobuf.Message
         switch method {
         case .getCase:
-            let r = try decode(Aftersales_V1_GetCaseRequest.self, payload)
-            try requireCaseID(r.caseID)
-            guard let found = store[r.caseID], scope?.allows(found) ?? true else { throw RPCError(.notFound, "no case \(r.caseID)") }
-            return WireAssembly.getCaseResponse(EncodedCase(found))
+            let caseID = try caseIDOfGetCase(payload)
+            try requireCaseID(caseID)
+            guard let found = store[caseID], scope?.allows(found) ?? true else { throw RPCError(.notFound, "no case \(caseID)") }
+            return .found(found)
         case .listCases:
-            return try listCases(payload, stores: [store], scope: scope)
+            return .success(try listCases(payload, stores: [store], scope: scope))
         case .evaluateIntervention:
             let r = try decode(Aftersales_V1_EvaluateInterventionRequest.self, payload)
             try requireCaseID(r.caseID)
@@ -130,11 +131,26 @@ enum CaseService {
             preconditionFailure("\(method.fullName) is not a CaseService query")
         }
         do {
-            return try response.serializedBytes()
+            return .success(try response.serializedBytes())
         } catch {
             throw RPCError(.internal, "could not encode the answer: \(error)")
         }
     }
+
+    /// GetCaseRequest's case_id, read off the wire when the request is that one field
+    /// (what every client sends), else decoded by SwiftProtobuf, whose errors say what is wrong.
+    static func caseIDOfGetCase(_ payload: Data) throws(RPCError) -> String {
+        let alone: String? = payload.withUnsafeBytes { bytes in
+            var reader = WireReader(bytes)
+            guard let (field, wireType) = try? reader.tag(), field == getCaseIDField, wireType == 2,
+                  let text = try? reader.lengthDelimited(), reader.isAtEnd else { return nil }
+            return WireText.string(text)
+        }
+        if let alone { return alone }
+        return try decode(Aftersales_V1_GetCaseRequest.self, payload).caseID
+    }
+
+    private static let getCaseIDField = UInt64(Contract.requestFieldNumber("case_id", of: .getCase)!)
 
     /// ListCases over one store, or a cluster member's shards merged in case id order
     /// (ids of every shard are numbers of one sequence, so the page token is still the last id).

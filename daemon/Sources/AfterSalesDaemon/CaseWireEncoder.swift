@@ -2,22 +2,17 @@
 // GetCase, every change and every snapshot record encodes a case. Going through the
 // generated `Aftersales_V1_Case` costs a conversion into class-backed storage, a size pass
 // and a write pass per nesting level (≈ 40 % of the daemon's instructions in callgrind);
-// this writes the bytes in one pass with no intermediate objects. Field numbers come from
+// this writes the bytes in one pass with no intermediate objects, through `ProtoWriter`. Field numbers come from
 // CaseWireFields.generated.swift (generated from case.proto); `WireEncodingTests` decodes its output with
 // SwiftProtobuf and compares it with the generated mapping, so a field added to the proto
 // and not here fails the tests.
 import AfterSalesProto
 import CaseEngine
 
-struct CaseWireEncoder {
-    private(set) var bytes: [UInt8] = []
-
-    init(capacity: Int = 512) {
-        bytes.reserveCapacity(capacity)
-    }
-
+/// The engine's `Case` as protobuf, written by a `ProtoWriter`.
+extension ProtoWriter {
     /// Case fields 1–24: everything but the history.
-    mutating func encodeSummary(_ c: Case) {
+    mutating func caseSummary(_ c: Case) {
         string(CaseField.caseID, c.caseID)
         string(CaseField.orderID, c.orderID)
         string(CaseField.orderLineID, c.orderLineID)
@@ -72,11 +67,11 @@ struct CaseWireEncoder {
         enumeration(CaseField.refundReason, c.refundReason)
         int64(CaseField.createdAtMs, c.createdAt)
         int64(CaseField.updatedAtMs, c.updatedAt)
-        varintField(CaseField.version, c.version)
+        varintField(CaseField.version.rawValue, c.version)
     }
 
     /// Case field 25, one entry at a time (a repeated field may be written anywhere).
-    mutating func encodeHistory(_ history: [HistoryEntry]) {
+    mutating func caseHistory(_ history: [HistoryEntry]) {
         for h in history {
             message(CaseField.history) { e in
                 e.int64(HistoryEntryField.atMs, h.at)
@@ -91,6 +86,12 @@ struct CaseWireEncoder {
         }
     }
 
+    /// The whole case: summary, then history.
+    mutating func fullCase(_ c: Case) {
+        caseSummary(c)
+        caseHistory(c.history)
+    }
+
     private mutating func signals(_ s: Signals) {
         packedEnumerations(SignalsField.logisticsAnomalies, s.logisticsAnomalies)
         for item in s.evidence {
@@ -102,77 +103,48 @@ struct CaseWireEncoder {
                 e.int64(EvidenceField.addedAtMs, item.addedAt)
             }
         }
-        varintField(SignalsField.merchantViolations90D, UInt64(s.merchantViolations90d))
-        varintField(SignalsField.merchantComplaintRateBp, UInt64(s.merchantComplaintRateBasisPoints))
-        varintField(SignalsField.consumerRefundOnlyCount30D, UInt64(s.consumerRefundOnlyCount30d))
+        varintField(SignalsField.merchantViolations90D.rawValue, UInt64(s.merchantViolations90d))
+        varintField(SignalsField.merchantComplaintRateBp.rawValue, UInt64(s.merchantComplaintRateBasisPoints))
+        varintField(SignalsField.consumerRefundOnlyCount30D.rawValue, UInt64(s.consumerRefundOnlyCount30d))
     }
 
-    // MARK: wire primitives (proto3: zero scalars and empty strings are left out)
+    // MARK: the generated field enums over the writer's primitives
 
-    private mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
+    @inline(__always)
+    private mutating func int64(_ field: some WireField, _ value: Int64) { int64Field(field.rawValue, value) }
 
-    private mutating func tag(_ field: some WireField, _ wireType: UInt64) { varint(field.rawValue << 3 | wireType) }
-
-    private mutating func varintField(_ field: some WireField, _ value: UInt64) {
-        guard value != 0 else { return }
-        tag(field, 0)
-        varint(value)
-    }
-
-    /// int64 and int32 alike: negative values are sign-extended to ten bytes, as protobuf does.
-    private mutating func int64(_ field: some WireField, _ value: Int64) {
-        varintField(field, UInt64(bitPattern: value))
-    }
-
+    @inline(__always)
     private mutating func string(_ field: some WireField, _ value: String, always: Bool = false) {
-        guard always || !value.isEmpty else { return }
-        tag(field, 2)
-        var text = value
-        text.withUTF8 { utf8 in
-            varint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
-        }
+        stringField(field.rawValue, value, always: always)
     }
+
+    @inline(__always)
+    private mutating func message(_ field: some WireField, _ body: (inout ProtoWriter) -> Void) { messageField(field.rawValue, body) }
 
     /// An engine enum as its proto number: declaration order + 1 (0 = unset), as EnumMapping.
+    @inline(__always)
     private mutating func enumeration<E: CaseIterable & Equatable>(_ field: some WireField, _ value: E?) where E.AllCases == [E] {
-        guard let value, let index = E.allCases.firstIndex(of: value) else { return }
-        varintField(field, UInt64(index + 1))
+        guard let value else { return }
+        varintField(field.rawValue, protoNumber(of: value))
     }
 
     private mutating func packedEnumerations<E: CaseIterable & Equatable>(_ field: some WireField, _ values: [E]) where E.AllCases == [E] {
         guard !values.isEmpty else { return }
         message(field) { e in
-            for value in values { e.varint(UInt64(E.allCases.firstIndex(of: value)! + 1)) }
+            for value in values { e.varint(protoNumber(of: value)) }
         }
     }
+}
 
-    /// A length-delimited field whose content `body` writes in place; the length is
-    /// reserved as one byte and widened afterwards in the rare case the body is ≥ 128 bytes.
-    private mutating func message(_ field: some WireField, _ body: (inout CaseWireEncoder) -> Void) {
-        tag(field, 2)
-        let lengthAt = bytes.count
-        bytes.append(0)
-        body(&self)
-        let length = bytes.count - lengthAt - 1
-        if length < 0x80 {
-            bytes[lengthAt] = UInt8(length)
-        } else {
-            var prefix: [UInt8] = []
-            var v = UInt64(length)
-            while v >= 0x80 {
-                prefix.append(UInt8(truncatingIfNeeded: v) | 0x80)
-                v >>= 7
-            }
-            prefix.append(UInt8(v))
-            bytes.replaceSubrange(lengthAt...lengthAt, with: prefix)
-        }
+/// An engine enum's proto number: its declaration index + 1 (the proto's 0 is UNSPECIFIED,
+/// which the engine has no case for). A payload-free enum of 2 to 256 cases is stored as
+/// its declaration index in one byte (Swift's enum layout), which is read here instead of
+/// searching `allCases` — an array the engine module builds anew on each call;
+/// `CaseWireEncoderTests` holds every engine enum to the search.
+@inline(__always)
+func protoNumber<E: CaseIterable & Equatable>(of value: E) -> UInt64 where E.AllCases == [E] {
+    if MemoryLayout<E>.size == 1 {
+        return withUnsafeBytes(of: value) { UInt64($0[0]) } + 1
     }
+    return UInt64(E.allCases.firstIndex(of: value)! + 1)
 }

@@ -107,6 +107,57 @@ enum JudgementField: UInt64, WireField {
     case reasons = 6
 }
 
+/// The fields of `aftersales.storage.v1.JournalEntry`.
+enum JournalEntryField: UInt64, WireField {
+    case timeMs = 1
+    case `case` = 2
+    case events = 3
+    case nextCaseNumber = 4
+    case answer = 5
+}
+
+/// The fields of `aftersales.storage.v1.IdempotentAnswer`.
+enum IdempotentAnswerField: UInt64, WireField {
+    case key = 1
+    case method = 2
+    case code = 3
+    case message = 4
+    case payload = 5
+    case answeredAtMs = 6
+    case fingerprint = 7
+    case caseID = 8
+    case caseVersion = 9
+    case judgement = 10
+}
+
+/// The fields of `aftersales.v1.GetCaseResponse`.
+enum GetCaseResponseField: UInt64, WireField {
+    case `case` = 1
+}
+
+/// The fields of `aftersales.v1.ResponseEnvelope`.
+enum ResponseEnvelopeField: UInt64, WireField {
+    case requestID = 1
+    case code = 2
+    case message = 3
+    case payload = 4
+    case redirect = 5
+}
+
+/// The fields of `aftersales.v1.EventEnvelope`.
+enum EventEnvelopeField: UInt64, WireField {
+    case seq = 1
+    case topic = 2
+    case timeMs = 3
+    case caseID = 4
+    case late = 5
+    case `case` = 6
+    case previousStatus = 7
+    case incarnation = 8
+    case incarnationStartSeq = 9
+    case shard = 10
+}
+
 /// `aftersales.v1.Case` as read from the wire (CaseWireDecoder builds the engine's value from it).
 struct CaseWire {
     var caseID: String = ""

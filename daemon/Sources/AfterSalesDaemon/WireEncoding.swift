@@ -16,21 +16,28 @@ struct EncodedCase {
     private let summaryCount: Int
 
     init(_ c: Case) {
-        var encoder = CaseWireEncoder()
-        encoder.encodeSummary(c)
-        summaryCount = encoder.bytes.count
-        encoder.encodeHistory(c.history)
-        full = encoder.bytes
+        var summaryCount = 0
+        full = ProtoWriter.bytes(capacity: EncodedCase.expectedBytes(c)) { w in
+            w.caseSummary(c)
+            summaryCount = w.count
+            w.caseHistory(c.history)
+        }
+        self.summaryCount = summaryCount
     }
 
+    /// Room for a case: 1 KiB of stack holds all but the longest (an entry of the history
+    /// is some 60 bytes); a case with long texts is written again with more.
+    static func expectedBytes(_ c: Case) -> Int { max(1_024, 384 + 96 * c.history.count) }
+
     /// The case without its history: what announcements and list pages carry.
-    var summary: [UInt8] { Array(full[..<summaryCount]) }
+    var summary: [UInt8] { Array(summaryBytes) }
+
+    /// The same, without a copy.
+    var summaryBytes: ArraySlice<UInt8> { full[..<summaryCount] }
 
     /// Only the summary, for callers that never need the history.
     static func summary(of c: Case) -> [UInt8] {
-        var encoder = CaseWireEncoder()
-        encoder.encodeSummary(c)
-        return encoder.bytes
+        ProtoWriter.bytes(capacity: 1_024) { $0.caseSummary(c) }
     }
 }
 
@@ -77,26 +84,60 @@ enum WireAssembly {
         return bytes
     }
 
-    /// A journal entry: everything but the case through SwiftProtobuf, then field 2 `case`.
-    static func journalEntry(_ entry: Aftersales_Storage_V1_JournalEntry, case encoded: EncodedCase) -> [UInt8] {
-        var bytes: [UInt8] = try! entry.serializedBytes()
-        bytes.reserveCapacity(bytes.count + encoded.full.count + 6)
-        ProtoWire.appendField(2, encoded.full, to: &bytes)
-        return bytes
+    /// A journal entry, written in one pass: the time, the announcements as they were
+    /// published without the case (`events`), the case numbering, the answer to remember
+    /// for an idempotency key, and the case once (field 2, last).
+    static func journalEntry(timeMs: Millis, case encoded: EncodedCase, events: [ArraySlice<UInt8>], nextCaseNumber: UInt64,
+                             answer: Aftersales_Storage_V1_IdempotentAnswer?) -> [UInt8] {
+        var room = encoded.full.count + 64
+        for event in events { room += event.count + 4 }
+        return ProtoWriter.bytes(capacity: room) { w in
+            w.int64Field(JournalEntryField.timeMs.rawValue, timeMs)
+            for event in events {
+                event.withUnsafeBytes { w.bytesField(JournalEntryField.events.rawValue, $0) }
+            }
+            w.varintField(JournalEntryField.nextCaseNumber.rawValue, nextCaseNumber)
+            if let answer {
+                w.messageField(JournalEntryField.answer.rawValue) { $0.idempotentAnswer(answer) }
+            }
+            w.bytesField(JournalEntryField.case.rawValue, encoded.full)
+        }
     }
 
     /// A ResponseEnvelope: request_id (1), code (2), message (3), payload (4).
-    static func responseEnvelope(requestID: UInt64, code: Aftersales_V1_StatusCode, message: String, payload: some Collection<UInt8>) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(payload.count + message.utf8.count + 24)
-        ProtoWire.appendVarintField(1, requestID, to: &bytes)
-        ProtoWire.appendVarintField(2, UInt64(code.rawValue), to: &bytes)
-        if !message.isEmpty { ProtoWire.appendField(3, Array(message.utf8), to: &bytes) }
-        if !payload.isEmpty {
-            ProtoWire.appendVarint(4 << 3 | 2, to: &bytes)
-            ProtoWire.appendVarint(UInt64(payload.count), to: &bytes)
-            bytes.append(contentsOf: payload)
+    static func responseEnvelope(requestID: UInt64, code: Aftersales_V1_StatusCode, message: String, payload: [UInt8]) -> [UInt8] {
+        ProtoWriter.bytes(capacity: payload.count + message.utf8.count + 24) { w in
+            w.varintField(1, requestID)
+            w.varintField(2, UInt64(code.rawValue))
+            w.stringField(3, message)
+            if !payload.isEmpty { w.bytesField(4, payload) }
         }
-        return bytes
+    }
+
+    /// GetCase's ResponseEnvelope (OK, payload: GetCaseResponse, field 1 `case`), written
+    /// in one pass from the case.
+    static func getCaseReply(requestID: UInt64, _ found: Case) -> [UInt8] {
+        ProtoWriter.bytes(capacity: EncodedCase.expectedBytes(found)) { w in
+            w.varintField(1, requestID)
+            w.messageField(4) { payload in
+                payload.messageField(1) { $0.fullCase(found) }
+            }
+        }
+    }
+}
+
+extension ProtoWriter {
+    /// An `IdempotentAnswer`'s fields, in field-number order.
+    mutating func idempotentAnswer(_ a: Aftersales_Storage_V1_IdempotentAnswer) {
+        stringField(IdempotentAnswerField.key.rawValue, a.key)
+        stringField(IdempotentAnswerField.method.rawValue, a.method)
+        varintField(IdempotentAnswerField.code.rawValue, UInt64(bitPattern: Int64(a.code.rawValue)))
+        stringField(IdempotentAnswerField.message.rawValue, a.message)
+        if !a.payload.isEmpty { a.payload.withUnsafeBytes { bytesField(IdempotentAnswerField.payload.rawValue, $0) } }
+        int64Field(IdempotentAnswerField.answeredAtMs.rawValue, a.answeredAtMs)
+        if !a.fingerprint.isEmpty { a.fingerprint.withUnsafeBytes { bytesField(IdempotentAnswerField.fingerprint.rawValue, $0) } }
+        stringField(IdempotentAnswerField.caseID.rawValue, a.caseID)
+        varintField(IdempotentAnswerField.caseVersion.rawValue, a.caseVersion)
+        if !a.judgement.isEmpty { a.judgement.withUnsafeBytes { bytesField(IdempotentAnswerField.judgement.rawValue, $0) } }
     }
 }

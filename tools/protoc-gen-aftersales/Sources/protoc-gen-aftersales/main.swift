@@ -65,7 +65,10 @@ struct Generator: CodeGenerator {
         try generatorOutputs.add(fileName: "Sources/AfterSalesRPC/Methods.generated.swift", contents: methodTable(methods, roles: roles))
         try generatorOutputs.add(fileName: "clients/swift/AfterSalesClient/AfterSalesClient+RPCs.generated.swift", contents: clientMethods(methods))
         if let caseFile = files.first(where: { $0.name == "aftersales/v1/case.proto" }) {
-            try generatorOutputs.add(fileName: "daemon/Sources/AfterSalesDaemon/CaseWireFields.generated.swift", contents: fieldNumbers(caseFile))
+            // The other messages the daemon writes by hand (envelopes, journal records).
+            let written = files.flatMap(\.messages).filter { handWrittenMessages.contains($0.fullName) }
+            try generatorOutputs.add(fileName: "daemon/Sources/AfterSalesDaemon/CaseWireFields.generated.swift",
+                                     contents: fieldNumbers(caseFile, alsoFor: written))
         }
     }
 
@@ -230,9 +233,16 @@ func clientMethods(_ methods: [RPCMethod]) -> String {
     return out
 }
 
+/// Messages outside case.proto that the daemon writes with `ProtoWriter` (replies, announcements,
+/// journal records), so their field numbers come from here too.
+let handWrittenMessages: Set<String> = [
+    "aftersales.v1.ResponseEnvelope", "aftersales.v1.GetCaseResponse", "aftersales.v1.EventEnvelope",
+    "aftersales.storage.v1.JournalEntry", "aftersales.storage.v1.IdempotentAnswer",
+]
+
 /// One enum of field numbers per message of `file`: the direct codec names a field by
 /// these, so a renumbered or removed field is a compile error there, not silent bytes.
-func fieldNumbers(_ file: FileDescriptor) -> String {
+func fieldNumbers(_ file: FileDescriptor, alsoFor others: [Descriptor]) -> String {
     var out = header + """
         /// A message's field numbers, as the direct codec reads and writes them.
         protocol WireField: RawRepresentable where RawValue == UInt64 {}
@@ -242,12 +252,16 @@ func fieldNumbers(_ file: FileDescriptor) -> String {
         out += "\n/// The fields of `\(message.fullName)`.\n"
         out += "enum \(message.name)Field: UInt64, WireField {\n"
         for field in message.fields {
-            out += "    case \(NamingUtils.toLowerCamelCase(field.name)) = \(field.number)\n"
+            let name = NamingUtils.toLowerCamelCase(field.name)
+            // A field named like a Swift keyword (`case`) is written in backticks.
+            let swiftName = ["case", "default", "enum", "struct", "protocol", "func", "var", "let"].contains(name) ? "`\(name)`" : name
+            out += "    case \(swiftName) = \(field.number)\n"
         }
         out += "}\n"
         for nested in message.messages where !nested.isMapEntry { emit(nested) }
     }
     for message in file.messages { emit(message) }
+    for message in others { emit(message) }
     if let root = file.messages.first(where: { $0.name == "Case" }) { out += readSkeletons(from: root) }
     return out
 }
