@@ -137,6 +137,8 @@ struct Throughput: ParsableCommand {
     var splitRoles = false
     @Flag(help: "The endpoint is a cluster member: read GetClusterMap and send each call straight to its shard's owner (one socket per caller and member).")
     var cluster = false
+    @Flag(help: "Every call is a CreateCase of a new order line (no MerchantAgree): the work of row 10's Redis+Lua and PostgreSQL peers.")
+    var createOnly = false
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
@@ -233,7 +235,7 @@ struct Throughput: ParsableCommand {
                         // A CreateCase answer: the next call on this slot agrees to it.
                         // (Only the case id is read, with a partial decode of the answer.)
                         let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
-                        pendingCase[slot] = created.case.caseID
+                        pendingCase[slot] = createOnly ? nil : created.case.caseID
                         if inWindow { creates += 1 }
                     } else {
                         pendingCase[slot] = nil
@@ -254,6 +256,7 @@ struct Throughput: ParsableCommand {
         out["connections"] = connections
         out["members"] = members.count
         out["inflight"] = inflight
+        if createOnly { out["create_only"] = true }
         out["calls_per_s"] = (Double(measured) / seconds).rounded()
         if let cpuAtFrom, let cpuAtTo, measured > 0 {
             out["cpu_us_per_call"] = (Double(cpuAtTo - cpuAtFrom) / 1e3 / Double(measured)).rounded(toPlaces: 2)
