@@ -295,6 +295,13 @@ if pes and (lua_es or lua_al or pg):
     for name, items in [("everysec", pes), ("everysec, CreateCase only", pesc), ("always", pal), ("always, CreateCase only", palc)]:
         notes.append(f"peers, aftersalesd {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
                      f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs; errors {sum(x.get('errors', 0) for x in items)}")
+    cpu = [(name, med(x.get("server_cpu_us_per_call") for x in items)) for name, items in [
+        ("aftersalesd everysec", pes), ("aftersalesd everysec CreateCase only", pesc), ("Redis+Lua everysec", lua_es),
+        ("aftersalesd always", pal), ("aftersalesd always CreateCase only", palc), ("Redis+Lua always", lua_al),
+        ("PostgreSQL (all its processes)", pg)]]
+    notes.append("peers, the server's CPU time per call (µs; the daemon over the measured seconds, redis-server and "
+                 "PostgreSQL over the whole run, from /proc): " + ", ".join(f"{k} {fmt(v)}" for k, v in cpu if v is not None)
+                 + f"; the daemon's driver (aftersales-bench) {fmt(med(x.get('cpu_us_per_call') for x in pes + pesc))} µs per call")
     for name, items in [("everysec", lua_es), ("always", lua_al)]:
         if items:
             notes.append(f"peers, Redis+Lua {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
