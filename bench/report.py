@@ -272,6 +272,46 @@ if pb and pc:
     notes.append(f"python client: pyzmq {pc[0].get('pyzmq')}; CPU per call (µs): bare {fmt(med(x.get('cpu_us_per_call') for x in pb))}, "
                  f"typed {fmt(med(x.get('cpu_us_per_call') for x in pt))}, Client {fmt(med(x.get('cpu_us_per_call') for x in pc))}")
 
+# 10 the alternatives a team would build (issue 17): Redis 7 + Lua, PostgreSQL 15
+pes, pesc = pick("throughput", label="peers-everysec"), pick("throughput", label="peers-everysec-create")
+pal, palc = pick("throughput", label="peers-always"), pick("throughput", label="peers-always-create")
+lua_es, lua_al, pg = pick("throughput", label="lua-everysec"), pick("throughput", label="lua-always"), pick("throughput", label="pg-tx")
+if pes and (lua_es or lua_al or pg):
+    def cps(items):
+        return fmt(med(x["calls_per_s"] for x in items))
+
+    for ours, ours_c, peer, fsync, peer_name, tgt in [
+            (pes, pesc, lua_es, "everysec", "Redis 7 + Lua CreateCase script (EVALSHA, redis-benchmark -c 50, AOF everysec)", 1.5),
+            (pal, palc, lua_al, "always", "Redis 7 + Lua CreateCase script (AOF appendfsync always)", 1.5),
+            (pal, palc, pg, "always", "PostgreSQL 15, one transaction per CreateCase (PL/pgSQL, pgbench -c 50 -M prepared, synchronous_commit on)", 5.0)]:
+        if not peer:
+            continue
+        r = ratio(ours, peer, "calls_per_s")
+        row(f"10 mutating calls/s, 50 callers, aftersalesd --fsync {fsync} (CreateCase + MerchantAgree, as row 2) vs {peer_name}",
+            cps(ours), cps(peer), fr(r), f"≥ {tgt}×", (r[0] >= tgt) if r[0] else None)
+        r = ratio(ours_c, peer, "calls_per_s")
+        row(f"10 … aftersalesd --fsync {fsync}, every call a CreateCase (the peer's work) vs the same",
+            cps(ours_c), cps(peer), fr(r), f"≥ {tgt}× (like for like)", (r[0] >= tgt) if r[0] else None)
+    for name, items in [("everysec", pes), ("everysec, CreateCase only", pesc), ("always", pal), ("always, CreateCase only", palc)]:
+        notes.append(f"peers, aftersalesd {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
+                     f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs; errors {sum(x.get('errors', 0) for x in items)}")
+    cpu = [(name, med(x.get("server_cpu_us_per_call") for x in items)) for name, items in [
+        ("aftersalesd everysec", pes), ("aftersalesd everysec CreateCase only", pesc), ("Redis+Lua everysec", lua_es),
+        ("aftersalesd always", pal), ("aftersalesd always CreateCase only", palc), ("Redis+Lua always", lua_al),
+        ("PostgreSQL (all its processes)", pg)]]
+    notes.append("peers, the server's CPU time per call (µs; the daemon over the measured seconds, redis-server and "
+                 "PostgreSQL over the whole run, from /proc): " + ", ".join(f"{k} {fmt(v)}" for k, v in cpu if v is not None)
+                 + f"; the daemon's driver (aftersales-bench) {fmt(med(x.get('cpu_us_per_call') for x in pes + pesc))} µs per call")
+    for name, items in [("everysec", lua_es), ("always", lua_al)]:
+        if items:
+            notes.append(f"peers, Redis+Lua {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
+                         f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs (redis-benchmark); "
+                         f"{sum(x.get('requests', 0) for x in items):,} calls, "
+                         f"{sum(x.get('already_exists', 0) for x in items)} of them an order line drawn twice by -r (ALREADY_EXISTS)")
+    if pg:
+        notes.append(f"peers, PostgreSQL: mean transaction latency {fmt(med(x.get('call_avg_us') for x in pg))} µs (pgbench), "
+                     f"{sum(x.get('processed', 0) for x in pg):,} transactions, {sum(x.get('failed', 0) for x in pg)} failed")
+
 # 5 refused calls
 for x in pick("refused"):
     row(f"5 loop time of a refused call (ms): {x['kind']} ({x['request_bytes']:,} B) → {x['code']}",

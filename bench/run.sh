@@ -6,13 +6,13 @@
 #   BENCH_QUICK=1   ~2-minute smoke run with small counts (figures are indicative only)
 #   BENCH_ROUNDS=N  rounds of the alternating latency/throughput pairs (default 5; quick 2)
 #   BENCH_SKIP_BUILD=1  use the binaries already in .build/release
-#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics cluster client"  run a subset
+#   BENCH_ONLY="latency throughput expiry burst scale refused curve metrics cluster client peers"  run a subset
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 QUICK="${BENCH_QUICK:-0}"
-ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics cluster client}"
+ONLY="${BENCH_ONLY:-latency throughput expiry burst scale refused curve metrics cluster client peers}"
 BIN="$ROOT/.build/release"
 BENCH="$BIN/aftersales-bench"
 DAEMON="$BIN/aftersalesd"
@@ -321,6 +321,113 @@ if [[ " $ONLY " == *" client "* ]]; then
   done
   stop_named cl
   rm -rf "$WORK/cl"
+fi
+
+# --- 10 the alternatives a team would build (issue 17): Redis 7 + Lua, PostgreSQL 15 -------
+if [[ " $ONLY " == *" peers "* ]]; then
+  log "peers: CreateCase's work as a Redis Lua script (AOF everysec / always) and as one PostgreSQL transaction, vs aftersalesd; alternating rounds"
+  start_daemon pes "$WORK/pes" --fsync everysec
+  start_daemon pal "$WORK/pal" --fsync always
+  # Redis + Lua: one server per fsync policy, configured as the row-2 Redis otherwise.
+  for pol in everysec always; do
+    port="$(free_port)"
+    mkdir -p "$WORK/lua-$pol"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$WORK/lua-$pol" --save '' \
+      --appendonly yes --appendfsync "$pol" --auto-aof-rewrite-percentage 0 \
+      --daemonize no --logfile "$WORK/lua-$pol.log" &
+    PID_OF[lua_$pol]=$!
+    printf -v "LUA_PORT_$pol" '%s' "$port"
+    for ((i = 0; i < 300; i++)); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+    LUA_SHA="$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$ROOT/bench/peers/create_case.lua")")"
+  done
+  # The daemon bench's plain case (Cases.plain): signed, full refund-only, no signals →
+  # AWAITING_MERCHANT_REVIEW. One __rand_int__ (the order id) makes each call a new order
+  # line; the script counts the rare collisions of -r's random numbers (ALREADY_EXISTS).
+  LUA_ARGS=(C-bench M-bench apparel REFUND_ONLY SIGNED 12900 12900 "the zip broke on first use" - - 0 0 0)
+  proc_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  # utime + stime (clock ticks)
+  lua_run() {  # lua_run POLICY ROUND N → one JSON line (redis-server's CPU per call over the whole run)
+    local pol="$1" r="$2" n="$3" port before after out
+    port="LUA_PORT_$pol"; port="${!port}"
+    before="$(redis-cli -p "$port" GET stats:already_exists)"
+    local cpu0 cpu1
+    cpu0="$(proc_cpu_ticks "${PID_OF[lua_$pol]}")"
+    out="$(redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -n "$n" -r 2000000000 --csv \
+      EVALSHA "$LUA_SHA" 1 "ol:r$r-O-__rand_int__:1" "${LUA_ARGS[@]}" 2>/dev/null | redis_rps "lua-$pol")"
+    cpu1="$(proc_cpu_ticks "${PID_OF[lua_$pol]}")"
+    after="$(redis-cli -p "$port" GET stats:already_exists)"
+    python3 -c '
+import json, os, sys
+d = json.loads(sys.argv[1]); n = int(sys.argv[2])
+d.update(requests=n, already_exists=int(sys.argv[4] or 0) - int(sys.argv[3] or 0), cases=int(sys.argv[5] or 0),
+         server_cpu_us_per_call=round((int(sys.argv[7]) - int(sys.argv[6])) * 1e6 / os.sysconf("SC_CLK_TCK") / n, 2))
+print(json.dumps(d))' "$out" "$n" "$before" "$after" "$(redis-cli -p "$port" GET next_case_id)" "$cpu0" "$cpu1"
+  }
+  # redis-benchmark runs a count, not a time: each run's count is the last run's rate ×
+  # the daemon's measured seconds, starting from an unmeasured calibration run.
+  declare -A LUA_N=()
+  for pol in everysec always; do
+    LUA_N[$pol]="$(python3 -c 'import json,sys; print(max(2000, int(json.loads(sys.argv[1])["calls_per_s"] * float(sys.argv[2]))))' \
+      "$(lua_run $pol 0 $((TP_SECONDS * 2000)))" "$TP_SECONDS")"
+  done
+  # PostgreSQL 15: its own throwaway server (fsync=on, synchronous_commit=on), the schema
+  # and function of bench/peers/schema.sql, pgbench with bench/peers/create_case.sql.
+  PG_BIN="${PG_BINDIR:-/usr/lib/postgresql/15/bin}"
+  [[ -x "$PG_BIN/pgbench" ]] || PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+  PEER_PG_DIR="$(mktemp -u /tmp/aftersales-bench-peerpg.XXXXXX)"
+  PEER_PG_LINE="$("$ROOT/scripts/pg-throwaway" start --owner-pid $$ "$PEER_PG_DIR")"
+  PEER_PG_URL="${PEER_PG_LINE%% *}"
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PEER_PG_URL" -f "$ROOT/bench/peers/schema.sql" 2>&1 | grep -v NOTICE >&2 || true
+  # Autovacuum off on these insert-only tables, so that it does not wake up inside
+  # another contender's measured seconds.
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PEER_PG_URL" \
+    -c 'ALTER TABLE cases SET (autovacuum_enabled = off); ALTER TABLE history SET (autovacuum_enabled = off); ALTER TABLE outbox SET (autovacuum_enabled = off)' >&2
+  PEER_PG_PID="$(sed -n 's/.* pid=\([0-9]*\).*/\1/p' <<< "$PEER_PG_LINE")"
+  # The server's CPU (clock ticks): the postmaster with its reaped children (the backends
+  # of a finished run) plus its live children (walwriter, checkpointer, …).
+  pg_cpu_ticks() {
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v pm="$PEER_PG_PID" '{
+      pid = $1; rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+      if (pid == pm) t += f[12] + f[13] + f[14] + f[15]; else if (f[2] == pm) t += f[12] + f[13]
+    } END { print t + 0 }'
+  }
+  pg_run() {  # pg_run ROUND SECONDS → one JSON line (the server's CPU per transaction over the whole run)
+    local cpu0 cpu1 out
+    cpu0="$(pg_cpu_ticks)"
+    out="$("$PG_BIN/pgbench" -n -c 50 -j 2 -T "$2" -M prepared -D run="$1" -D n=0 -f "$ROOT/bench/peers/create_case.sql" "$PEER_PG_URL" 2>&1 \
+      | python3 -c '
+import json, re, sys
+t = sys.stdin.read()
+g = lambda p: (re.search(p, t) or [None, None])[1]
+tps, lat, failed = g(r"tps = ([0-9.]+) \(without"), g(r"latency average = ([0-9.]+) ms"), g(r"failed transactions: ([0-9]+)")
+if tps is None: sys.exit("pgbench: " + t[-2000:])
+print(json.dumps({"bench": "throughput", "label": "pg-tx", "calls_per_s": float(tps),
+                  "call_avg_us": round(float(lat) * 1000, 1) if lat else None, "failed": int(failed or 0),
+                  "processed": int(g(r"actually processed: ([0-9]+)") or 0)}))')"
+    sleep 0.2  # the postmaster reaps the run's backends
+    cpu1="$(pg_cpu_ticks)"
+    python3 -c '
+import json, os, sys
+d = json.loads(sys.argv[1])
+d["server_cpu_us_per_call"] = round((int(sys.argv[3]) - int(sys.argv[2])) * 1e6 / os.sysconf("SC_CLK_TCK") / max(1, d["processed"]), 2)
+print(json.dumps(d))' "$out" "$cpu0" "$cpu1"
+  }
+  pg_run 0 1 >/dev/null  # warm-up: connections, plans, the first pages
+  TPD=(--connections 50 --inflight 1 --seconds $TP_SECONDS)
+  for ((r = 1; r <= ROUNDS; r++)); do
+    log "round $r/$ROUNDS: peers (daemon everysec, Redis+Lua everysec, daemon always, Redis+Lua always, PostgreSQL)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_pes" --label peers-everysec --server-pid "${PID_OF[pes]}" "${TPD[@]}")"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_pes" --label peers-everysec-create --create-only --server-pid "${PID_OF[pes]}" "${TPD[@]}")"
+    out="$(lua_run everysec $r "${LUA_N[everysec]}")"; record $r "$out"
+    LUA_N[everysec]="$(json "$out" calls_per_s | python3 -c "import sys; print(max(2000, int(float(sys.stdin.read()) * $TP_SECONDS)))")"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_pal" --label peers-always --server-pid "${PID_OF[pal]}" "${TPD[@]}")"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_pal" --label peers-always-create --create-only --server-pid "${PID_OF[pal]}" "${TPD[@]}")"
+    out="$(lua_run always $r "${LUA_N[always]}")"; record $r "$out"
+    LUA_N[always]="$(json "$out" calls_per_s | python3 -c "import sys; print(max(2000, int(float(sys.stdin.read()) * $TP_SECONDS)))")"
+    record $r "$(pg_run $r $TP_SECONDS)"
+  done
+  stop_named pes; stop_named pal; stop_named lua_everysec 30; stop_named lua_always 30
+  "$ROOT/scripts/pg-throwaway" stop "$PEER_PG_DIR" >&2
+  rm -rf "$PEER_PG_DIR" "$WORK/pes" "$WORK/pal" "$WORK/lua-everysec" "$WORK/lua-always"
 fi
 
 # --- 5 refused calls ----------------------------------------------------------------------

@@ -7,6 +7,9 @@
 #   make bench BENCH_QUICK=1   ~2-minute smoke run (small counts; writes latest-quick.md)
 
 DEB_PACKAGES += redis-server valgrind gcc libzmq3-dev pkg-config python3 curl
+# Row 10 (section peers): PostgreSQL 15's server and pgbench (Debian ships pgbench in
+# postgresql-15, which the postgresql package pulls in; mk/postgres.mk lists it too).
+DEB_PACKAGES += postgresql
 
 BENCH_ROOT := $(patsubst %/mk/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 

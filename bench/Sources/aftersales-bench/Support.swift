@@ -26,6 +26,16 @@ func processCPUNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// CPU time of another process (every thread) in nanoseconds, through its CPU-time clock;
+/// nil when it cannot be read (no such process).
+func processCPUNanos(pid: Int32) -> UInt64? {
+    var clock = clockid_t()
+    guard clock_getcpuclockid(pid, &clock) == 0 else { return nil }
+    var ts = timespec()
+    guard clock_gettime(clock, &ts) == 0 else { return nil }
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 /// CLOCK_REALTIME in microseconds since the epoch (the daemon's expires_at_ms is on this clock).
 @inline(__always)
 func wallMicros() -> Int64 {

@@ -137,6 +137,10 @@ struct Throughput: ParsableCommand {
     var splitRoles = false
     @Flag(help: "The endpoint is a cluster member: read GetClusterMap and send each call straight to its shard's owner (one socket per caller and member).")
     var cluster = false
+    @Flag(help: "Every call is a CreateCase of a new order line (no MerchantAgree): the work of row 10's Redis+Lua and PostgreSQL peers.")
+    var createOnly = false
+    @Option(help: "The server's pid: report its CPU time per call over the measured seconds (server_cpu_us_per_call).")
+    var serverPid: Int32?
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
@@ -205,14 +209,21 @@ struct Throughput: ParsableCommand {
         let measureFrom = start + UInt64(warmupSeconds * 1e9)
         let measureTo = measureFrom + UInt64(seconds * 1e9)
         var cpuAtFrom: UInt64?, cpuAtTo: UInt64?
+        var serverCPUFrom: UInt64?, serverCPUTo: UInt64?
         for slot in 0..<slots { try send(slot) }
         var stopping = false
         let hardStop = measureTo + 10_000_000_000
         while outstanding > 0 {
             _ = try poller.poll(timeoutMilliseconds: 100)
             let now0 = monoNanos()
-            if now0 >= measureFrom && cpuAtFrom == nil { cpuAtFrom = processCPUNanos() }
-            if now0 >= measureTo && cpuAtTo == nil { cpuAtTo = processCPUNanos() }
+            if now0 >= measureFrom && cpuAtFrom == nil {
+                cpuAtFrom = processCPUNanos()
+                if let serverPid { serverCPUFrom = processCPUNanos(pid: serverPid) }
+            }
+            if now0 >= measureTo && cpuAtTo == nil {
+                cpuAtTo = processCPUNanos()
+                if let serverPid { serverCPUTo = processCPUNanos(pid: serverPid) }
+            }
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
             for i in 0..<sockets.count where poller.isReadable(i) {
@@ -233,7 +244,7 @@ struct Throughput: ParsableCommand {
                         // A CreateCase answer: the next call on this slot agrees to it.
                         // (Only the case id is read, with a partial decode of the answer.)
                         let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
-                        pendingCase[slot] = created.case.caseID
+                        pendingCase[slot] = createOnly ? nil : created.case.caseID
                         if inWindow { creates += 1 }
                     } else {
                         pendingCase[slot] = nil
@@ -254,9 +265,13 @@ struct Throughput: ParsableCommand {
         out["connections"] = connections
         out["members"] = members.count
         out["inflight"] = inflight
+        if createOnly { out["create_only"] = true }
         out["calls_per_s"] = (Double(measured) / seconds).rounded()
         if let cpuAtFrom, let cpuAtTo, measured > 0 {
             out["cpu_us_per_call"] = (Double(cpuAtTo - cpuAtFrom) / 1e3 / Double(measured)).rounded(toPlaces: 2)
+        }
+        if let serverCPUFrom, let serverCPUTo, measured > 0 {
+            out["server_cpu_us_per_call"] = (Double(serverCPUTo - serverCPUFrom) / 1e3 / Double(measured)).rounded(toPlaces: 2)
         }
         out["creates"] = creates
         out["agrees"] = agrees
