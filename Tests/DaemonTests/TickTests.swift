@@ -67,4 +67,32 @@ final class ManualClock: DaemonClock {
         #expect(output.replies.map { Array($0.routing) } == [[[9]], [[8]], [[7]]])
         #expect(output.events.map(\.topic) == ["case.created"])
     }
+
+    /// A burst of expiries made durable together goes out a slice per turn (at most
+    /// `maxPublishedPerTurn`), in order, none lost; the loop does not sleep while some wait.
+    @Test func aBurstOfAnnouncementsIsPublishedASlicePerTurn() throws {
+        let clock = ManualClock(Self.start)
+        var config = DaemonConfig()
+        config.dataDirectory = temporaryDataDirectory()
+        config.snapshotIntervalMs = 0
+        config.maxPublishedPerTurn = 4
+        config.engine.proposalValidity = 1_000
+        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        var seen: [UInt64] = []
+        let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "BURST-\($0)"), id: UInt64($0)) }
+        var output = try core.tick(calls)
+        #expect(output.replies.count == 5)
+        seen += output.events.map(\.seq)
+        #expect(output.events.count == 4 && core.pollTimeout(now: clock.now()) == 0)
+        while core.pollTimeout(now: clock.now()) == 0 {
+            output = try core.tick()
+            #expect(output.events.count <= 4)
+            seen += output.events.map(\.seq)
+        }
+        #expect(seen == Array(1...10), "5 cases created and 5 proposals issued, in order")
+        clock.advance(by: 1_000)
+        for _ in 0..<10 { seen += try core.tick().events.map(\.seq) }
+        #expect(seen == Array(1...15))
+        #expect(core.pollTimeout(now: clock.now()) > 0)
+    }
 }

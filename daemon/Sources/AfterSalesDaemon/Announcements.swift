@@ -95,14 +95,19 @@ struct AnnouncementLog {
 
     /// Releases, in order, the announcements whose journal records are all below
     /// `durableBefore` (every record below it is on disk): keeps them for replay and
-    /// appends them to `published`.
-    mutating func release(durableBefore: UInt64, into published: inout [PublishedEvent]) {
+    /// appends them to `published` — at most `limit`. Returns whether releasable ones remain.
+    @discardableResult
+    mutating func release(durableBefore: UInt64, into published: inout [PublishedEvent], limit: Int = .max) -> Bool {
+        var released = 0
         while let first = unpublished.first, first.record < durableBefore {
+            if released == limit { return true }
             unpublished.removeFirst()
             publishedSeq = first.event.seq
             keep(first.event)
             published.append(first.event)
+            released += 1
         }
+        return false
     }
 
     /// An event's bytes with the case appended as field 6. Protobuf allows fields in any

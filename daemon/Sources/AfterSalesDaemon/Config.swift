@@ -25,7 +25,11 @@ public struct DaemonConfig: Sendable {
     public var maxBatch = 128
     /// CPU time one turn of the loop may spend firing deadlines (µs): a burst of expiries
     /// is worked off between batches of calls instead of stalling them.
-    public var deadlineBudgetMicroseconds: UInt64 = 1_000
+    public var deadlineBudgetMicroseconds: UInt64 = 250
+    /// Most announcements published per turn of the loop: a sync that makes a burst of
+    /// expiries durable at once releases them a slice per turn, between batches of calls,
+    /// instead of holding every caller while tens of thousands go out.
+    public var maxPublishedPerTurn = 64
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
     /// The daemon's CURVE secret key (40 Z85 characters): both sockets become CURVE

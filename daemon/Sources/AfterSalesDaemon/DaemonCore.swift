@@ -54,6 +54,8 @@ final class DaemonCore {
     let requestShape: RequestShape
     /// What the turn in hand will send once it is durable.
     var batch = Batch()
+    /// Durable announcements left for the next turn (over `maxPublishedPerTurn`): the loop does not sleep.
+    private(set) var publishBacklog = false
     /// The clients file as last read well; nil when the daemon authenticates no one.
     var access: AccessList?
     /// CURVE handshakes refused (key not in the clients file).
@@ -139,6 +141,7 @@ final class DaemonCore {
     /// second (the everysec sync's period) — whichever comes first. A finished background
     /// sync or snapshot wakes the loop through the wake-up pipe.
     func pollTimeout(now: Millis) -> Int {
+        if publishBacklog { return 0 }
         var wakeAt = now + 1_000
         if let due = nextDeadline { wakeAt = min(wakeAt, due) }
         if config.snapshotIntervalMs > 0 { wakeAt = min(wakeAt, snapshots.lastAt + config.snapshotIntervalMs) }
@@ -167,9 +170,14 @@ final class DaemonCore {
 
     /// Stopping: the final snapshot, then a closed journal; `send` is called with what each
     /// stage releases.
-    func shutdown(send: (TurnOutput) -> Void) throws {
+    func shutdown(send sendOne: (TurnOutput) -> Void) throws {
         logger.info("stopping: writing the final snapshot")
         waitForBackgroundSnapshot()
+        // Everything durable goes out before the daemon stops, whatever the per-turn slice.
+        func send(_ output: TurnOutput) {
+            sendOne(output)
+            while publishBacklog { sendOne(takeOutput()) }
+        }
         send(takeOutput())
         if snapshots.lastSeq != announcements.lastSeq || snapshots.lastSeq == 0 && store.count > 0 {
             let job = prepareSnapshot()
@@ -360,9 +368,11 @@ final class DaemonCore {
 
     /// Moves the announcements whose journal records are on disk into the batch.
     func releaseDurableAnnouncements() {
+        publishBacklog = false
         guard announcements.unpublishedCount > 0 else { return }
         journal.refreshDurable()
-        announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events)
+        publishBacklog = announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events,
+                                               limit: config.maxPublishedPerTurn)
     }
 }
 

@@ -101,8 +101,12 @@ struct ProtoWriter {
     /// A string field; nothing when empty unless `always` (a repeated string's elements).
     mutating func stringField(_ number: UInt64, _ value: String, always: Bool = false) {
         guard always || !value.isEmpty else { return }
+        // Native strings are contiguous UTF-8 already: read in place, without the copy
+        // (a retain and a release) that `withUTF8` on a `var` costs.
+        if let written: Void = value.utf8.withContiguousStorageIfAvailable({ bytesField(number, UnsafeRawBufferPointer($0)) }) {
+            return written
+        }
         var text = value
-        // Native strings are contiguous UTF-8 already: no copy.
         text.withUTF8 { bytesField(number, UnsafeRawBufferPointer($0)) }
     }
 

@@ -85,6 +85,8 @@ struct AftersalesdCommand: ParsableCommand {
     var metricsListen: String?
     @Option(help: "Log calls that take at least this long (receipt to reply; 500us, 10ms, 1s) for AdminService/SlowCalls; 0 = off. (env AFTERSALES_SLOW_CALL_THRESHOLD, default 10ms)")
     var slowCallThreshold: String?
+    @Option(help: "Most time one turn of the loop spends firing due deadlines before it answers calls again (50us–100ms): a burst of expiries is worked off in slices between batches of calls. (env AFTERSALES_DEADLINE_SLICE, default 250us)")
+    var deadlineSlice: String?
     @Option(help: "Slow calls kept, newest first. (env AFTERSALES_SLOW_CALL_LOG_SIZE, default 128)")
     var slowCallLogSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
@@ -204,6 +206,12 @@ struct AftersalesdCommand: ParsableCommand {
             } else {
                 throw ValidationError("--slow-call-threshold: '\(text)' is not a duration like 500us, 10ms or 1s (0 turns the log off)")
             }
+        }
+        if let text = setting(deadlineSlice, "DEADLINE_SLICE") {
+            guard let us = DurationText.microseconds(text), us >= 50, us <= 100_000 else {
+                throw ValidationError("--deadline-slice: '\(text)' is not a duration between 50us and 100ms (e.g. 250us, 1ms)")
+            }
+            config.deadlineBudgetMicroseconds = UInt64(us)
         }
         if let v = try integer(slowCallLogSize, "SLOW_CALL_LOG_SIZE", "slow-call-log-size") {
             guard v >= 1, v <= 100_000 else { throw ValidationError("--slow-call-log-size: must be between 1 and 100000") }
