@@ -345,7 +345,9 @@ public struct CaseStore: Sendable {
         if deadlines.storedCount > 2 * liveDeadlineCount + 1_024 {
             rebuildDeadlines()
         }
-        discardStaleDeadlines()
+        // Only this case's own entry can have gone stale at the top: look further only
+        // then (checking liveness is a lookup of the case, on every change otherwise).
+        if let top = deadlines.earliest, top.caseID == updated.caseID { discardStaleDeadlines() }
     }
 
     /// Updates only the index entries whose keys changed: order line, merchant and

@@ -180,6 +180,46 @@ public final class ZMQSocket {
         return true
     }
 
+    /// A ROUTER's reply: the routing frames, the empty delimiter, then `body`, sent as one
+    /// message without building a frame list. See `send(_:dontWait:)` for the result.
+    @discardableResult
+    public func sendRouted(_ routing: some Collection<Frame>, body: UnsafeRawBufferPointer, dontWait: Bool = false) throws -> Bool {
+        let handle = try openHandle("send")
+        var message = zmq_msg_t()
+        var first = true
+        for frame in routing {
+            guard try sendPart(handle, &message, frame, ZMQ_SNDMORE | (dontWait && first ? ZMQ_DONTWAIT : 0)) else {
+                if first { return false }
+                throw ZMQError(errno: CZeroMQ_EAGAIN(), operation: "send(routing frame)")
+            }
+            first = false
+        }
+        let delimiter = UnsafeRawBufferPointer(start: nil, count: 0)
+        guard try sendPart(handle, &message, delimiter, ZMQ_SNDMORE | (dontWait && first ? ZMQ_DONTWAIT : 0)) else {
+            if first { return false }
+            throw ZMQError(errno: CZeroMQ_EAGAIN(), operation: "send(delimiter)")
+        }
+        guard try sendPart(handle, &message, body, 0) else {
+            throw ZMQError(errno: CZeroMQ_EAGAIN(), operation: "send(body)")
+        }
+        return true
+    }
+
+    /// A PUB's two-part message, `topic` then `body`, without building a frame list. See
+    /// `send(_:dontWait:)` for the result.
+    @discardableResult
+    public func send(topic: String, body: UnsafeRawBufferPointer, dontWait: Bool = false) throws -> Bool {
+        let handle = try openHandle("send")
+        var message = zmq_msg_t()
+        var text = topic
+        let sent = try text.withUTF8 { try sendPart(handle, &message, UnsafeRawBufferPointer($0), ZMQ_SNDMORE | (dontWait ? ZMQ_DONTWAIT : 0)) }
+        guard sent else { return false }
+        guard try sendPart(handle, &message, body, 0) else {
+            throw ZMQError(errno: CZeroMQ_EAGAIN(), operation: "send(body)")
+        }
+        return true
+    }
+
     /// Sends a single-part message. See `send(_:dontWait:)` for the meaning of the result.
     @discardableResult
     public func send(_ frame: Frame, dontWait: Bool = false) throws -> Bool {
@@ -193,14 +233,20 @@ public final class ZMQSocket {
     private func sendPart(
         _ handle: UnsafeMutableRawPointer, _ message: inout zmq_msg_t, _ frame: Frame, _ flags: Int32
     ) throws -> Bool {
+        try frame.withUnsafeBytes { try sendPart(handle, &message, $0, flags) }
+    }
+
+    /// Copies `bytes` into `message` and sends it; false on EAGAIN, retries EINTR.
+    @inline(__always)
+    private func sendPart(
+        _ handle: UnsafeMutableRawPointer, _ message: inout zmq_msg_t, _ bytes: UnsafeRawBufferPointer, _ flags: Int32
+    ) throws -> Bool {
         while true {
-            if zmq_msg_init_size(&message, frame.count) != 0 {
-                throw ZMQError.last("send (zmq_msg_init_size \(frame.count))")
+            if zmq_msg_init_size(&message, bytes.count) != 0 {
+                throw ZMQError.last("send (zmq_msg_init_size \(bytes.count))")
             }
-            if !frame.isEmpty {
-                frame.withUnsafeBytes { bytes in
-                    zmq_msg_data(&message).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-                }
+            if bytes.count > 0 {
+                zmq_msg_data(&message).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             }
             // On success libzmq takes the content and leaves `message` empty; on
             // failure it stays ours to close.

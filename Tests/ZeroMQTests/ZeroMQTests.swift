@@ -117,6 +117,39 @@ struct ZeroMQTests {
         #expect(try dealer.receive() == [Frame("to dealer")])
     }
 
+    /// The daemon's sends without a frame list: a routed reply (routing frames, the empty
+    /// delimiter, the body) and a topic + body announcement.
+    @Test func routedRepliesAndTopicsWithoutAFrameList() throws {
+        let context = try ZMQContext()
+        let router = try makeSocket(context, .router)
+        try router.setRouterMandatory(true)
+        let endpoint = try bindAnyPort(router)
+        let dealer = try makeSocket(context, .dealer)
+        try dealer.setRoutingID(Frame("d-1"))
+        try dealer.connect(endpoint)
+        try dealer.send([[], Frame("call")])
+        let call = try #require(try router.receive())
+        #expect(call == [Frame("d-1"), [], Frame("call")])
+        #expect(try Frame("answer").withUnsafeBytes { try router.sendRouted(call[..<1], body: $0) })
+        #expect(try dealer.receive() == [[], Frame("answer")])
+        #expect(try [UInt8]().withUnsafeBytes { try router.sendRouted(call[..<1], body: $0) })
+        #expect(try dealer.receive() == [[], []])
+        #expect(throws: ZMQError.self) { try Frame("x").withUnsafeBytes { try router.sendRouted([Frame("nobody")], body: $0) } }
+
+        let publisher = try makeSocket(context, .pub)
+        let pubEndpoint = try bindAnyPort(publisher)
+        let subscriber = try makeSocket(context, .sub)
+        try subscriber.subscribe("proposal.")
+        try subscriber.connect(pubEndpoint)
+        var received: [Frame]?
+        for _ in 0..<200 where received == nil {
+            _ = try Frame("body").withUnsafeBytes { try publisher.send(topic: "proposal.expired", body: $0, dontWait: true) }
+            try subscriber.setReceiveTimeout(20)
+            received = try subscriber.receive()
+        }
+        #expect(received == [Frame("proposal.expired"), Frame("body")])
+    }
+
     @Test func routerMandatoryRejectsUnknownPeer() throws {
         let context = try ZMQContext()
         let router = try makeSocket(context, .router)

@@ -330,7 +330,8 @@ public final class Daemon: @unchecked Sendable {
     private func send(_ output: TurnOutput, core: any LoopDriver, router: ZMQSocket, publisher: ZMQSocket) {
         for reply in output.replies {
             do {
-                if try !router.send(WireFrames.routedReply(routing: reply.routing, body: reply.body), dontWait: true) {
+                // WireFrames.routedReply's layout, sent without building the frame list.
+                if try !reply.body.withUnsafeBytes({ try router.sendRouted(reply.routing, body: $0, dontWait: true) }) {
                     core.droppedFrames += 1
                 }
             } catch {
@@ -339,7 +340,8 @@ public final class Daemon: @unchecked Sendable {
             }
         }
         for event in output.events {
-            _ = try? publisher.send(WireFrames.announcement(topic: event.topic, body: event.bytes), dontWait: true)
+            // WireFrames.announcement's layout, sent without building the frame list.
+            _ = try? event.bytes.withUnsafeBytes { try publisher.send(topic: event.topic, body: $0, dontWait: true) }
         }
     }
 }

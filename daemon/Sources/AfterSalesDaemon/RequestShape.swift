@@ -80,79 +80,99 @@ struct RequestShape {
     }
 
     private func check(_ bytes: UnsafeRawBufferPointer, _ bounds: [Bound], what: @autoclosure () -> String) -> RPCError? {
+        // Every bound at once, in one walk of the bytes, without allocating. A list of one
+        // field per element at the top cannot pass its bound in bytes too few to hold that
+        // many fields (each takes at least two).
+        var active: UInt8 = 0
+        for (b, bound) in bounds.enumerated() where !(bound.path.count == 1 && !bound.scalar && bytes.count <= 2 * bound.max) {
+            active |= 1 << b
+        }
+        var walk = Walk(bounds: bounds)
         do throws(CaseWireDecoder.Failure) {
-            // The fields of every message level a bound descends into are counted too.
-            let fields = try Self.countFields(bytes, what: what())
-            for bound in bounds {
-                // A list of messages at the top level has at most one element per field.
-                if bound.path.count == 1 && !bound.scalar && fields <= bound.max { continue }
-                let count = try Self.elements(bytes, bound.path[...], levels: bound.levels, scalar: bound.scalar, limit: bound.max)
-                if count > bound.max {
-                    return RPCError(.invalidArgument, "\(bound.name): at most \(bound.max) items, got more; nothing was decoded or changed")
-                }
-            }
+            _ = try walk.level(bytes, depth: 0, active: active, name: nil)
             return nil
-        } catch .tooManyFields(let at) {
-            return RPCError(.invalidArgument, "\(at): more than \(Self.maxFieldsPerMessage) fields in one message")
         } catch {
+            if case .tooManyFields(let at) = error {
+                return RPCError(.invalidArgument, "\(at.isEmpty ? what() : at): more than \(Self.maxFieldsPerMessage) fields in one message")
+            }
+            if let over = walk.exceeded {
+                return RPCError(.invalidArgument, "\(bounds[over].name): at most \(bounds[over].max) items, got more; nothing was decoded or changed")
+            }
             // Malformed bytes: SwiftProtobuf's decoder says so in its own words.
             return nil
         }
     }
 
-    /// The fields of one message level; throws when there are more than `maxFieldsPerMessage`.
-    private static func countFields(_ bytes: UnsafeRawBufferPointer, what: @autoclosure () -> String) throws(CaseWireDecoder.Failure) -> Int {
-        var reader = WireReader(bytes)
-        var fields = 0
-        while !reader.isAtEnd {
-            let (field, wireType) = try reader.tag()
-            try reader.skip(field: field, wireType: wireType)
-            fields += 1
-            if fields > maxFieldsPerMessage { throw .tooManyFields(what()) }
-        }
-        return fields
-    }
+    /// One walk over a request's bytes counting the elements of every bounded list
+    /// (at most `Walk.maxBounds` per message type; sets of them are bit masks).
+    private struct Walk {
+        static let maxBounds = 4
+        typealias Counts = InlineArray<4, Int>
+        let bounds: [Bound]
+        /// The bound found over its maximum (the walk stops there, throwing).
+        var exceeded: Int?
 
-    /// The most elements of the repeated field at `path` under one parent, counting no
-    /// further than just past `limit`. A nested level holding more than
-    /// `maxFieldsPerMessage` fields before that is refused by the name in `levels`.
-    private static func elements(_ bytes: UnsafeRawBufferPointer, _ path: ArraySlice<(number: UInt64, repeated: Bool)>,
-                                 levels: [String], scalar: Bool, limit: Int,
-                                 level: String? = nil) throws(CaseWireDecoder.Failure) -> Int {
-        guard let step = path.first else { return 0 }
-        var reader = WireReader(bytes)
-        var total = 0
-        var most = 0
-        var fields = 0
-        while !reader.isAtEnd, total <= limit, most <= limit {
-            fields += 1
-            if let level, fields > maxFieldsPerMessage { throw .tooManyFields(level) }
-            let (field, wireType) = try reader.tag()
-            guard field == step.number else {
-                try reader.skip(field: field, wireType: wireType)
-                continue
-            }
-            if path.count == 1 {
-                if scalar && wireType == 2 {
-                    // Packed: one element per varint, each ending in a byte below 0x80.
-                    total += try reader.lengthDelimited().reduce(0) { $0 + ($1 < 0x80 ? 1 : 0) }
-                } else {
-                    try reader.skip(field: field, wireType: wireType)
-                    total += 1
-                }
-                continue
-            }
-            guard wireType == 2 else {
-                try reader.skip(field: field, wireType: wireType)
-                continue
-            }
-            let nested = try reader.lengthDelimited()
-            let inside = try elements(nested, path.dropFirst(), levels: levels, scalar: scalar, limit: limit,
-                                      level: levels[levels.count - path.count])
-            // Occurrences of a singular message merge (their lists add up); each of a
-            // repeated one is its own parent.
-            if step.repeated { most = max(most, inside) } else { total += inside }
+        init(bounds: [Bound]) {
+            precondition(bounds.count <= Self.maxBounds, "RequestShape walks at most \(Self.maxBounds) bounds per message")
+            self.bounds = bounds
         }
-        return max(total, most)
+
+        /// The counts of the bounds in `active` in one message at `depth`, by bound index.
+        /// A bound's count under a singular message is the sum over its occurrences (they
+        /// merge); under a repeated one, the largest (each is its own parent). Throws
+        /// `.tooManyFields` with the level's name ("" at the top) when one message holds
+        /// more than `maxFieldsPerMessage` fields.
+        mutating func level(_ bytes: UnsafeRawBufferPointer, depth: Int, active: UInt8, name: String?) throws(CaseWireDecoder.Failure) -> Counts {
+            var reader = WireReader(bytes)
+            var totals = Counts(repeating: 0)
+            var most = Counts(repeating: 0)
+            var fields = 0
+            while !reader.isAtEnd {
+                fields += 1
+                if fields > RequestShape.maxFieldsPerMessage { throw .tooManyFields(name ?? "") }
+                let (field, wireType) = try reader.tag()
+                var matched: UInt8 = 0
+                for b in Self.members(active) where bounds[b].path[depth].number == field { matched |= 1 << b }
+                guard matched != 0 else {
+                    try reader.skip(field: field, wireType: wireType)
+                    continue
+                }
+                var content: UnsafeRawBufferPointer?
+                if wireType == 2 { content = try reader.lengthDelimited() } else { try reader.skip(field: field, wireType: wireType) }
+                var descend: UInt8 = 0
+                for b in Self.members(matched) {
+                    if bounds[b].path.count == depth + 1 {
+                        if bounds[b].scalar, let packed = content {
+                            // Packed: one element per varint, each ending in a byte below 0x80.
+                            for byte in packed where byte < 0x80 { totals[b] += 1 }
+                        } else {
+                            totals[b] += 1
+                        }
+                        if totals[b] > bounds[b].max { exceeded = b; throw .malformed("over a bound") }
+                    } else if content != nil {
+                        descend |= 1 << b
+                    }
+                }
+                guard let nested = content, descend != 0 else { continue }
+                let first = descend.trailingZeroBitCount
+                let inner = try level(nested, depth: depth + 1, active: descend, name: bounds[first].levels[depth])
+                for b in Self.members(descend) {
+                    if bounds[b].path[depth].repeated { most[b] = max(most[b], inner[b]) } else { totals[b] += inner[b] }
+                    if max(totals[b], most[b]) > bounds[b].max { exceeded = b; throw .malformed("over a bound") }
+                }
+            }
+            for b in 0..<Self.maxBounds { totals[b] = max(totals[b], most[b]) }
+            return totals
+        }
+
+        /// The bound indices in `mask`, lowest first.
+        static func members(_ mask: UInt8) -> some Sequence<Int> {
+            sequence(state: mask) { rest -> Int? in
+                guard rest != 0 else { return nil }
+                let b = rest.trailingZeroBitCount
+                rest &= rest - 1
+                return b
+            }
+        }
     }
 }
