@@ -161,7 +161,7 @@ public struct CaseStore: Sendable {
 
     /// When the earliest live deadline is due; nil when nothing is scheduled. The daemon
     /// polls with a timeout up to this instant.
-    public var nextDeadline: Millis? { deadlines.earliest?.dueAt }
+    public var nextDeadline: Millis? { deadlines.earliestDueAt }
 
     /// Number of cases, open and terminal.
     public var count: Int { cases.count }

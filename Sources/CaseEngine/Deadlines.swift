@@ -41,6 +41,9 @@ public struct DeadlineQueue: Sendable {
     /// The earliest entry, live or stale.
     public var earliest: ScheduledDeadline? { heap.min?.unpacked }
 
+    /// When the earliest entry is due, without making its case id (the loop asks twice a turn).
+    public var earliestDueAt: Millis? { heap.min?.dueAt }
+
     /// Adds an entry. O(log n).
     public mutating func schedule(_ entry: ScheduledDeadline) {
         heap.insert(PackedDeadline(entry))

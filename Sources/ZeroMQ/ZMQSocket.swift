@@ -183,7 +183,9 @@ public final class ZMQSocket {
     /// A ROUTER's reply: the routing frames, the empty delimiter, then `body`, sent as one
     /// message without building a frame list. See `send(_:dontWait:)` for the result.
     @discardableResult
-    public func sendRouted(_ routing: some Collection<Frame>, body: UnsafeRawBufferPointer, dontWait: Bool = false) throws -> Bool {
+    public func sendRouted(_ routing: ArraySlice<Frame>, body: UnsafeRawBufferPointer, dontWait: Bool = false) throws -> Bool {
+        // A concrete slice, not `some Collection`: a generic here is not specialized from
+        // the daemon's module, and its iterator's witness calls cost ~1 600 instructions a reply.
         let handle = try openHandle("send")
         var message = zmq_msg_t()
         var first = true
