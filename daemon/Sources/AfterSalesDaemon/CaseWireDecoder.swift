@@ -201,13 +201,31 @@ extension WireReader {
     mutating func uint32() throws(CaseWireDecoder.Failure) -> UInt32 { UInt32(truncatingIfNeeded: try varint()) }
 
     mutating func string() throws(CaseWireDecoder.Failure) -> String {
-        let utf8 = try lengthDelimited().assumingMemoryBound(to: UInt8.self)
+        let raw = try lengthDelimited()
+        let utf8 = raw.assumingMemoryBound(to: UInt8.self)
+        // ASCII (every id, most text) is valid UTF-8 that nothing repairs: no check after.
+        if Self.isASCII(raw) { return String(decoding: utf8, as: UTF8.self) }
         // `String(decoding:)` is the specialised fast path, but it repairs invalid UTF-8
         // (`String(validating:)` is generic and unspecialised here: a metadata lookup per
         // string). Valid input comes back byte for byte; repaired input does not.
         let text = String(decoding: utf8, as: UTF8.self)
         guard text.utf8.elementsEqual(utf8) else { throw .malformed("invalid UTF-8 in a string") }
         return text
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var high: UInt64 = 0
+        var at = 0
+        while bytes.count - at >= 8 {
+            high |= bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            at += 8
+        }
+        while at < bytes.count {
+            high |= UInt64(bytes[at])
+            at += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
     }
 
     /// A proto3 enum's number (int32 on the wire).
