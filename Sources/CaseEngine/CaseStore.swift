@@ -382,24 +382,27 @@ extension CaseStore {
         fileprivate var highestNumber: UInt64 = 0
     }
 
-    /// The cases of `ordered` whose ids fall in part `part` of `parts` of the case trie
-    /// (0 ≤ part < parts ≤ 32): building the parts apart and handing them all to
-    /// `init(restoredCases:…)` gives the same trie as inserting every case into one.
-    /// A part is a range of the trie's top-level buckets (the low five bits of the id's
-    /// raw hash, where swift-collections' TreeDictionary starts its path), so parts built
-    /// at the same time never share a node and joining them only links their top-level
-    /// children. Were that layout to change, the parts would overlap and joining them
-    /// would cost more; the result would be the same.
-    public static func restoredCaseTrie(_ ordered: [Case], part: Int, of parts: Int) -> TreeDictionary<String, Case> {
-        precondition(parts >= 1 && parts <= 32 && part >= 0 && part < parts, "part \(part) of \(parts)")
+    /// Top-level buckets of the case trie (`restoredTrieBucket`).
+    public static let restoredTrieBuckets = 32
+
+    /// The top-level bucket of the case trie that `caseID` goes to: the low five bits of
+    /// its raw hash, where swift-collections' TreeDictionary starts its path. Were that
+    /// layout to change, tries built from separate buckets would share nodes and joining
+    /// them would cost more; the store built would be the same.
+    public static func restoredTrieBucket(of caseID: String) -> UInt8 {
+        UInt8(truncatingIfNeeded: UInt(bitPattern: caseID._rawHashValue(seed: 0)) & 31)
+    }
+
+    /// The cases of `ordered` whose top-level bucket (`buckets[i]` is that of
+    /// `ordered[i]`, from `restoredTrieBucket`) is in `range`: tries built from disjoint
+    /// ranges at the same time never share a node, and `init(restoredCases:…)` joins
+    /// them by linking their top-level children.
+    public static func restoredCaseTrie(_ ordered: [Case], buckets: [UInt8], in range: Range<Int>) -> TreeDictionary<String, Case> {
+        precondition(buckets.count == ordered.count, "one bucket per case")
         var trie = TreeDictionary<String, Case>()
-        for item in ordered {
-            let caseID = item.caseID
-            if parts > 1 {
-                let bucket = Int(truncatingIfNeeded: UInt(bitPattern: caseID._rawHashValue(seed: 0)) & 31)
-                guard bucket * parts / 32 == part else { continue }
-            }
-            trie[caseID] = item
+        for position in ordered.indices where range.contains(Int(buckets[position])) {
+            let item = ordered[position]
+            trie[item.caseID] = item
         }
         return trie
     }
@@ -444,14 +447,14 @@ extension CaseStore {
     }
 
     /// A rebuilt store from its parts: the case trie in one or more parts
-    /// (`restoredCaseTrie`; their ids must not overlap) and the indexes of the same cases.
+    /// (`restoredCaseTrie` of disjoint bucket ranges) and the indexes of the same cases.
     /// `nextCaseNumber` is raised past the highest restored number if needed.
     public init(config: EngineConfig = EngineConfig(), numbering: CaseNumbering = .single,
                 restoredCases parts: [TreeDictionary<String, Case>], orderLines: RestoredOrderLines,
                 indexes: RestoredIndexes, nextCaseNumber: UInt64) {
         self.init(config: config, numbering: numbering)
-        var parts = parts
-        var joined = parts.popLast() ?? [:]
+        var parts = parts.sorted { $0.count > $1.count }
+        var joined = parts.isEmpty ? [:] : parts.removeFirst()
         for part in parts {
             joined.merge(part) { _, _ in preconditionFailure("restored trie parts overlap") }
         }

@@ -121,7 +121,10 @@ import Testing
         let reference = CaseStore(numbering: numbering, restoring: ordered.shuffled(), nextCaseNumber: store.nextCaseNumber)
         #expect(reference == store)
         for parts in [1, 2, 3, 32] {
-            let trie = (0..<parts).map { CaseStore.restoredCaseTrie(ordered.shuffled(), part: $0, of: parts) }
+            let shuffled = ordered.shuffled()
+            let buckets = shuffled.map { CaseStore.restoredTrieBucket(of: $0.caseID) }
+            let bounds = (0...parts).map { $0 * CaseStore.restoredTrieBuckets / parts }
+            let trie = (0..<parts).map { CaseStore.restoredCaseTrie(shuffled, buckets: buckets, in: bounds[$0]..<bounds[$0 + 1]) }
             #expect(trie.reduce(0) { $0 + $1.count } == ordered.count)
             let bulk = CaseStore(numbering: numbering, restoredCases: trie,
                                  orderLines: CaseStore.restoredOrderLines(ordered, numbering: numbering),

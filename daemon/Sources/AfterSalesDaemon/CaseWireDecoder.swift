@@ -258,7 +258,8 @@ extension CaseWire {
             guard let value: E = engine(number) else { throw .invalid(StoredCaseError(caseID: caseID, field: field)) }
             return value
         }
-        guard CaseStore.caseNumber(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
+        // `CaseStore.caseNumber(of:)`'s answer, read directly from the usual ten digits.
+        guard CaseNumbering.single.localNumberForRestoring(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
         return Case(
             caseID: caseID, orderID: orderID, orderLineID: orderLineID, consumerID: consumerID, merchantID: merchantID,
             category: category, reason: reason, type: try required(type, "type"), delivery: try required(delivery, "delivery"),

@@ -36,7 +36,12 @@ struct RecoveryError: Error, CustomStringConvertible {
 enum Recovery {
     /// A daemon's data directory: its newest valid snapshot file and its journal segments.
     static func recover(directory: String, config: DaemonConfig, logger: Logger) throws -> RecoveredState {
+        let reading = ContinuousClock.now
         let loaded = try SnapshotReader.loadNewestValid(directory: directory)
+        if let loaded {
+            logger.debug("read the snapshot", metadata: ["path": "\(loaded.path)", "bytes": "\(loaded.bytes.count)",
+                                                         "ms": "\(milliseconds(since: reading))"])
+        }
         for rejected in loaded?.rejected ?? [] {
             logger.warning("skipped an unusable snapshot", metadata: ["path": "\(rejected.path)", "reason": "\(rejected.reason)"])
         }
@@ -141,29 +146,40 @@ enum Recovery {
 
         let store: CaseStore
         if let decoding {
-            let ordered = try decoding.takeCasesInNumberOrder(replacingWith: journalCases, numbering: numbering)
+            let (ordered, buckets) = try decoding.takeCasesInNumberOrder(replacingWith: journalCases, numbering: numbering)
             let sorted = clock.now
-            // The trie in two halves, the order-line index and the other indexes: two
-            // threads, each with about half the work.
-            let (mine, theirs) = inParallel({
-                (CaseStore.restoredCaseTrie(ordered, part: 0, of: 2), CaseStore.restoredOrderLines(ordered, numbering: numbering))
-            }, and: {
-                (CaseStore.restoredCaseTrie(ordered, part: 1, of: 2), CaseStore.restoredIndexes(ordered, numbering: numbering))
-            })
-            store = CaseStore(config: config.engine, numbering: numbering, restoredCases: [mine.0, theirs.0], orderLines: mine.1,
-                              indexes: theirs.1, nextCaseNumber: nextCaseNumber)
+            // Two threads share the rest: the order-line index, the other indexes and the
+            // case trie in eight parts (by top-level bucket), claimed as each is free.
+            let parts = 8
+            let work = BuildQueue(tasks: 2 + parts)
+            let build = { @Sendable () -> BuildQueue.Output in
+                var output = BuildQueue.Output()
+                let start = ContinuousClock.now
+                while let task = work.claim() {
+                    switch task {
+                    case 0: output.orderLines = CaseStore.restoredOrderLines(ordered, numbering: numbering)
+                    case 1: output.indexes = CaseStore.restoredIndexes(ordered, numbering: numbering)
+                    default:
+                        let part = task - 2, width = CaseStore.restoredTrieBuckets / parts
+                        output.trie.append(CaseStore.restoredCaseTrie(ordered, buckets: buckets, in: part * width..<(part + 1) * width))
+                    }
+                }
+                output.milliseconds = milliseconds(since: start)
+                return output
+            }
+            let (mine, theirs) = inParallel(build, and: build)
+            store = CaseStore(config: config.engine, numbering: numbering, restoredCases: mine.trie + theirs.trie,
+                              orderLines: (mine.orderLines ?? theirs.orderLines)!, indexes: (mine.indexes ?? theirs.indexes)!,
+                              nextCaseNumber: nextCaseNumber)
             for answer in decoding.answers { idempotency.remember(answer) }
             for kept in decoding.events {
                 announcements.restore(PublishedEvent(seq: kept.seq, topic: kept.topic, bytes: Array(kept.envelope)))
             }
             logger.info("loaded snapshot", metadata: ["path": "\(decoding.path)", "seq": "\(snapshotSeq)", "cases": "\(decoding.caseCount)"])
-            let ms = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in
-                let d = (to - from).components
-                return "\(d.seconds * 1000 + d.attoseconds / 1_000_000_000_000_000)"
-            }
             logger.debug("rebuilt the store", metadata: [
-                "journal_ms": "\(ms(began, journalRead))", "decode_ms": "\(ms(began, decoded))", "order_ms": "\(ms(decoded, sorted))",
-                "build_ms": "\(ms(sorted, clock.now))"])
+                "journal_ms": "\(milliseconds(since: began, to: journalRead))", "decode_ms": "\(milliseconds(since: began, to: decoded))",
+                "order_ms": "\(milliseconds(since: decoded, to: sorted))", "build_ms": "\(milliseconds(since: sorted))",
+                "build_ms_per_thread": "\(mine.milliseconds)/\(theirs.milliseconds)"])
         } else {
             store = CaseStore(config: config.engine, numbering: numbering, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
         }
@@ -179,17 +195,23 @@ enum Recovery {
                               journalRecords: applied)
     }
 
+    /// Whole milliseconds from `start` to `end`, for the debug log's phase timings.
+    static func milliseconds(since start: ContinuousClock.Instant, to end: ContinuousClock.Instant = .now) -> Int64 {
+        let elapsed = (end - start).components
+        return elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000
+    }
+
     /// Runs the direct decoder on one stored record of type `M`: a case this build cannot
     /// hold throws its `StoredCaseError`; bytes that are not protobuf throw a
-    /// `RecoveryError` naming `place`.
-    static func decodeStored<M: SwiftProtobuf.Message, T>(_ type: M.Type, in place: String,
+    /// `RecoveryError` naming `place` (built only then: a million records are decoded).
+    static func decodeStored<M: SwiftProtobuf.Message, T>(_ type: M.Type, in place: @autoclosure () -> String,
                                                           _ decode: () throws(CaseWireDecoder.Failure) -> T) throws -> T {
         do {
             return try decode()
         } catch .invalid(let error) {
             throw error
         } catch {
-            throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
+            throw RecoveryError(description: "\(place()): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
         }
     }
 

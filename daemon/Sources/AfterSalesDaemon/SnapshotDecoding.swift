@@ -7,6 +7,7 @@
 import AfterSalesProto
 import CaseEngine
 import Foundation
+import HashTreeCollections
 
 final class SnapshotDecoding: @unchecked Sendable {
     /// Items per claim.
@@ -18,6 +19,9 @@ final class SnapshotDecoding: @unchecked Sendable {
     /// Slot n holds the snapshot's case numbered n (local number), nil where none is.
     /// Written by both threads, each case to its own slot; read once both are done.
     private var slots: UnsafeMutableBufferPointer<Case?>
+    /// The case trie's top-level bucket of each slot's case (`CaseStore.restoredTrieBucket`),
+    /// worked out while the case is at hand.
+    private var buckets: UnsafeMutableBufferPointer<UInt8>
     private let chunkCount: Int
 
     private let condition = NSCondition()
@@ -33,7 +37,7 @@ final class SnapshotDecoding: @unchecked Sendable {
         var answers: [IdempotencyTable.Answer] = []
         var events: [Aftersales_Storage_V1_KeptEvent] = []
         /// Cases numbered past the slots.
-        var strays: [(number: UInt64, item: Case)] = []
+        var strays: [(number: UInt64, item: Case, bucket: UInt8)] = []
         var failure: (any Error)?
     }
 
@@ -43,6 +47,8 @@ final class SnapshotDecoding: @unchecked Sendable {
         self.numbering = numbering
         self.slots = .allocate(capacity: max(slots, 1))
         self.slots.initialize(repeating: nil)
+        buckets = .allocate(capacity: max(slots, 1))
+        buckets.initialize(repeating: 0)
         chunkCount = (snapshot.count - 1 + Self.chunkSize - 1) / Self.chunkSize
         results = Array(repeating: nil, count: chunkCount)
     }
@@ -50,6 +56,7 @@ final class SnapshotDecoding: @unchecked Sendable {
     deinit {
         _ = slots.deinitialize()
         slots.deallocate()
+        buckets.deallocate()
     }
 
     /// Starts decoding `snapshot`'s items (every record after the header) on a helper
@@ -125,11 +132,13 @@ final class SnapshotDecoding: @unchecked Sendable {
                     guard let number = numbering.localNumberForRestoring(of: restored.caseID) else {
                         throw RecoveryError(description: "snapshot \(path) record \(index): case \(restored.caseID) is not one \(numbering) numbers; refusing to start")
                     }
+                    let bucket = CaseStore.restoredTrieBucket(of: restored.caseID)
                     if number < UInt64(slots.count) {
                         guard slots[Int(number)] == nil else { throw Self.twice(restored.caseID, in: path) }
                         slots[Int(number)] = restored
+                        buckets[Int(number)] = bucket
                     } else {
-                        result.strays.append((number, restored))
+                        result.strays.append((number, restored, bucket))
                     }
                     result.cases += 1
                 case .answer(let answer)?: result.answers.append(answer)
@@ -165,17 +174,20 @@ final class SnapshotDecoding: @unchecked Sendable {
     var caseCount: Int { finished.reduce(0) { $0 + $1.cases } }
 
     /// Every case, the journal's replacing the snapshot's with the same id, in ascending
-    /// case number order; empties the table. Call once, after a decoding without failure.
-    func takeCasesInNumberOrder(replacingWith journal: [String: Case], numbering: CaseNumbering) throws -> [Case] {
+    /// case number order, with each one's trie bucket; empties the table. Call once,
+    /// after a decoding without failure.
+    func takeCasesInNumberOrder(replacingWith journal: [String: Case], numbering: CaseNumbering) throws -> (cases: [Case], buckets: [UInt8]) {
         let chunks = finished
         let decoded = chunks.reduce(0) { $0 + $1.cases }
         var placed = 0
         for slot in slots where slot != nil { placed += 1 }
         // Cases past the table, then the journal's cases past it: usually every case the
         // journal created (the snapshot's next case number sized the table).
-        var beyond: [UInt64: Case] = [:]
+        var beyond: [UInt64: (item: Case, bucket: UInt8)] = [:]
         for stray in chunks.lazy.flatMap(\.strays) {
-            guard beyond.updateValue(stray.item, forKey: stray.number) == nil else { throw Self.twice(stray.item.caseID, in: path) }
+            guard beyond.updateValue((stray.item, stray.bucket), forKey: stray.number) == nil else {
+                throw Self.twice(stray.item.caseID, in: path)
+            }
             placed += 1
         }
         // Two threads writing one slot at the same moment would lose a case unseen: the
@@ -187,17 +199,30 @@ final class SnapshotDecoding: @unchecked Sendable {
             guard let number = numbering.localNumberForRestoring(of: caseID) else {
                 throw RecoveryError(description: "the journal holds case \(caseID), which is not one \(numbering) numbers; refusing to start")
             }
-            if number < UInt64(slots.count) { slots[Int(number)] = item } else { beyond[number] = item }
+            let bucket = CaseStore.restoredTrieBucket(of: caseID)
+            if number < UInt64(slots.count) {
+                slots[Int(number)] = item
+                buckets[Int(number)] = bucket
+            } else {
+                beyond[number] = (item, bucket)
+            }
         }
-        var ordered: [Case] = []
+        var ordered: [Case] = [], orderedBuckets: [UInt8] = []
         ordered.reserveCapacity(placed + journal.count)
+        orderedBuckets.reserveCapacity(placed + journal.count)
         for position in slots.indices {
             // Moved out and nil put back: no reference counting per case.
-            if let item = (slots.baseAddress! + position).move() { ordered.append(item) }
+            if let item = (slots.baseAddress! + position).move() {
+                ordered.append(item)
+                orderedBuckets.append(buckets[position])
+            }
             (slots.baseAddress! + position).initialize(to: nil)
         }
-        for number in beyond.keys.sorted() { ordered.append(beyond[number]!) }
-        return ordered
+        for number in beyond.keys.sorted() {
+            ordered.append(beyond[number]!.item)
+            orderedBuckets.append(beyond[number]!.bucket)
+        }
+        return (ordered, orderedBuckets)
     }
 }
 
@@ -226,4 +251,30 @@ func inParallel<A, B: Sendable>(_ first: () -> A, and second: @escaping @Sendabl
 private final class ParallelOutcome<B>: @unchecked Sendable {
     let done = NSCondition()
     var value: B?
+}
+
+/// Start-up's store-building tasks, numbered, handed out in order to whichever thread
+/// asks first.
+final class BuildQueue: @unchecked Sendable {
+    /// What one thread built.
+    struct Output: Sendable {
+        var orderLines: CaseStore.RestoredOrderLines?
+        var indexes: CaseStore.RestoredIndexes?
+        var trie: [TreeDictionary<String, Case>] = []
+        var milliseconds: Int64 = 0
+    }
+
+    private let lock = NSLock()
+    private var next = 0
+    private let tasks: Int
+
+    init(tasks: Int) { self.tasks = tasks }
+
+    func claim() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard next < tasks else { return nil }
+        next += 1
+        return next - 1
+    }
 }
