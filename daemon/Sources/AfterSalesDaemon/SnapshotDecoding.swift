@@ -120,11 +120,12 @@ final class SnapshotDecoding: @unchecked Sendable {
         let first = 1 + chunk * Self.chunkSize
         let end = min(first + Self.chunkSize, snapshot.count)
         var index = first
+        var texts = CaseWireDecoder.RepeatedTexts()
         do {
             while index < end {
                 let item = try snapshot.withRecord(index) { bytes in
                     try Recovery.decodeStored(Aftersales_Storage_V1_SnapshotItem.self, in: "\(path) record \(index)") {
-                        () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeSnapshotItem(bytes)
+                        () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeSnapshotItem(bytes, sharing: &texts)
                     }
                 }
                 switch item {
