@@ -18,10 +18,10 @@ final class SnapshotDecoding: @unchecked Sendable {
     private let numbering: CaseNumbering
     /// Slot n holds the snapshot's case numbered n (local number), nil where none is.
     /// Written by both threads, each case to its own slot; read once both are done.
-    private var slots: UnsafeMutableBufferPointer<Case?>
+    private let slots: UnsafeMutableBufferPointer<Case?>
     /// The case trie's top-level bucket of each slot's case (`CaseStore.restoredTrieBucket`),
     /// worked out while the case is at hand.
-    private var buckets: UnsafeMutableBufferPointer<UInt8>
+    private let buckets: UnsafeMutableBufferPointer<UInt8>
     private let chunkCount: Int
 
     private let condition = NSCondition()
