@@ -50,6 +50,8 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        // CRC-32C with the CPU's instruction where there is one (Storage/CRC32C.swift).
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(
             name: "AfterSalesProto",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -75,7 +77,7 @@ let package = Package(
         .target(
             name: "AfterSalesDaemon",
             dependencies: [
-                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ", "CSodium", "Postgres",
+                "CaseEngine", "AfterSalesRPC", "AfterSalesProto", "ZeroMQ", "CSodium", "Postgres", "CCRC32C",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

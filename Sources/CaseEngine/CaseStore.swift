@@ -388,6 +388,169 @@ public struct CaseStore: Sendable {
     }
 }
 
+// MARK: - Rebuilding in bulk (start-up)
+// `restore` one case at a time costs a trie insert, a hash-map insert and two list
+// appends per case, all on one thread, and then sorts the per-party lists. Start-up with a
+// million cases instead hands over every case at once, in case number order: the indexes
+// are then built by appending (no sort), and the cases, the order-line index and the other
+// indexes are three separate values, so a caller with threads can build them at the same
+// time and assemble the store with `init(restoredCases:orderLines:indexes:…)`. Nothing
+// here runs a thread itself.
+
+extension CaseStore {
+    /// The open-case-by-order-line index of restored cases (`restoredOrderLines`).
+    public struct RestoredOrderLines: Sendable {
+        fileprivate var numbers: [String: UInt64]
+    }
+
+    /// Every other index and the deadline queue of restored cases (`restoredIndexes`).
+    public struct RestoredIndexes: Sendable {
+        fileprivate var numbersByStatus = StatusBitmaps()
+        fileprivate var numbersByMerchant: [String: [UInt64]] = [:]
+        fileprivate var numbersByConsumer: [String: [UInt64]] = [:]
+        fileprivate var deadlines = DeadlineQueue()
+        fileprivate var liveDeadlineCount = 0
+        fileprivate var highestNumber: UInt64 = 0
+    }
+
+    /// Top-level buckets of the case trie (`restoredTrieBucket`).
+    public static let restoredTrieBuckets = 32
+
+    /// The top-level bucket of the case trie that `caseID` goes to: the low five bits of
+    /// its raw hash, where swift-collections' TreeDictionary starts its path. Were that
+    /// layout to change, tries built from separate buckets would share nodes and joining
+    /// them would cost more; the store built would be the same.
+    public static func restoredTrieBucket(of caseID: String) -> UInt8 {
+        UInt8(truncatingIfNeeded: UInt(bitPattern: caseID._rawHashValue(seed: 0)) & 31)
+    }
+
+    /// The cases of `ordered` whose top-level bucket (`buckets[i]` is that of
+    /// `ordered[i]`, from `restoredTrieBucket`) is in `range`: tries built from disjoint
+    /// ranges at the same time never share a node, and `init(restoredCases:…)` joins
+    /// them by linking their top-level children.
+    public static func restoredCaseTrie(_ ordered: [Case], buckets: [UInt8], in range: Range<Int>) -> TreeDictionary<String, Case> {
+        precondition(buckets.count == ordered.count, "one bucket per case")
+        var trie = TreeDictionary<String, Case>()
+        for position in ordered.indices where range.contains(Int(buckets[position])) {
+            let item = ordered[position]
+            trie[item.caseID] = item
+        }
+        return trie
+    }
+
+    /// The open-case-by-order-line index of `ordered`: restored cases in ascending case
+    /// number order, each number once (a precondition), ids of `numbering`.
+    public static func restoredOrderLines(_ ordered: [Case], numbering: CaseNumbering) -> RestoredOrderLines {
+        var numbers: [String: UInt64] = [:]
+        numbers.reserveCapacity(ordered.count)
+        var previous: UInt64?
+        for item in ordered {
+            let number = restoredNumber(of: item.caseID, numbering: numbering, after: previous)
+            previous = number
+            // As `index` does: a later case on the same line wins (none should be open).
+            if !item.status.isTerminal { numbers[joinedOrderLineKey(item.orderID, item.orderLineID)] = number }
+        }
+        return RestoredOrderLines(numbers: numbers)
+    }
+
+    /// The status bitmaps, the per-party lists and the deadline queue of `ordered` (as
+    /// for `restoredOrderLines`). The lists come out ascending because the cases are.
+    public static func restoredIndexes(_ ordered: [Case], numbering: CaseNumbering) -> RestoredIndexes {
+        var indexes = RestoredIndexes()
+        var deadlines: [(dueAt: Millis, caseNumber: UInt64, kind: DeadlineKind)] = []
+        deadlines.reserveCapacity(ordered.count)
+        var previous: UInt64?
+        for item in ordered {
+            let number = restoredNumber(of: item.caseID, numbering: numbering, after: previous)
+            previous = number
+            indexes.numbersByStatus[item.status].insert(number)
+            indexes.numbersByMerchant[item.merchantID, default: []].append(number)
+            indexes.numbersByConsumer[item.consumerID, default: []].append(number)
+            if let deadline = item.deadline {
+                // The queue keys entries by the id's own number (`caseNumber(of:)`).
+                deadlines.append((deadline.dueAt, number * numbering.shardCount + numbering.shard, deadline.kind))
+            }
+        }
+        indexes.liveDeadlineCount = deadlines.count
+        indexes.deadlines.rebuild(numbered: deadlines)
+        indexes.highestNumber = previous ?? 0
+        return indexes
+    }
+
+    /// A rebuilt store from its parts: the case trie in one or more parts
+    /// (`restoredCaseTrie` of disjoint bucket ranges) and the indexes of the same cases.
+    /// `nextCaseNumber` is raised past the highest restored number if needed.
+    public init(config: EngineConfig = EngineConfig(), numbering: CaseNumbering = .single,
+                restoredCases parts: [TreeDictionary<String, Case>], orderLines: RestoredOrderLines,
+                indexes: RestoredIndexes, nextCaseNumber: UInt64) {
+        self.init(config: config, numbering: numbering)
+        var parts = parts.sorted { $0.count > $1.count }
+        var joined = parts.isEmpty ? [:] : parts.removeFirst()
+        for part in parts {
+            joined.merge(part) { _, _ in preconditionFailure("restored trie parts overlap") }
+        }
+        cases = joined
+        openCaseByOrderLine = orderLines.numbers
+        numbersByStatus = indexes.numbersByStatus
+        numbersByMerchant = indexes.numbersByMerchant
+        numbersByConsumer = indexes.numbersByConsumer
+        deadlines = indexes.deadlines
+        liveDeadlineCount = indexes.liveDeadlineCount
+        self.nextCaseNumber = max(nextCaseNumber, indexes.highestNumber + 1)
+    }
+
+    /// `ordered`'s number of `caseID`, checked to be above `previous`.
+    private static func restoredNumber(of caseID: String, numbering: CaseNumbering, after previous: UInt64?) -> UInt64 {
+        guard let number = numbering.localNumberForRestoring(of: caseID) else {
+            preconditionFailure("case id '\(caseID)' was not made by this store's numbering (\(numbering))")
+        }
+        precondition(previous.map { number > $0 } ?? true, "restored cases out of case number order at '\(caseID)'")
+        return number
+    }
+
+    /// `orderLineKey(orderID:orderLineID:)` built in one allocation (the same string).
+    static func joinedOrderLineKey(_ orderID: String, _ orderLineID: String) -> String {
+        var orderID = orderID, orderLineID = orderLineID
+        let count = orderID.utf8.count + 1 + orderLineID.utf8.count
+        return orderID.withUTF8 { first in
+            orderLineID.withUTF8 { second in
+                String(unsafeUninitializedCapacity: count) { buffer in
+                    _ = UnsafeMutableRawBufferPointer(buffer).copyBytes(from: first)
+                    buffer[first.count] = 0
+                    _ = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[(first.count + 1)...])
+                        .copyBytes(from: second)
+                    return count
+                }
+            }
+        }
+    }
+
+    /// `caseNumber(of:)`, reading the ten digits directly when they are plain digits (the
+    /// form `caseID(number:)` writes); any other string gets `caseNumber(of:)`'s answer.
+    static func restoredCaseNumber(of caseID: String) -> UInt64? {
+        let direct = caseID.utf8.withContiguousStorageIfAvailable { bytes -> UInt64? in
+            guard bytes.count == 12, bytes[0] == UInt8(ascii: "A"), bytes[1] == UInt8(ascii: "S") else { return nil }
+            var number: UInt64 = 0
+            for position in 2..<12 {
+                let digit = bytes[position] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                number = number &* 10 &+ UInt64(digit)
+            }
+            return number
+        }
+        if case let number?? = direct { return number }
+        return caseNumber(of: caseID)
+    }
+}
+
+extension CaseNumbering {
+    /// `localNumber(of:)`, as fast as start-up needs it (see `CaseStore.restoredCaseNumber`).
+    public func localNumberForRestoring(of caseID: String) -> UInt64? {
+        guard let number = CaseStore.restoredCaseNumber(of: caseID), number % shardCount == shard else { return nil }
+        return number / shardCount
+    }
+}
+
 extension CaseStore: Equatable {
     /// Same cases, id counter, indexes and live deadline entries (stale entries are an
     /// implementation detail of lazy cancellation and do not count).

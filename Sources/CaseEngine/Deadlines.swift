@@ -64,6 +64,12 @@ public struct DeadlineQueue: Sendable {
         heap = Heap(entries.map(PackedDeadline.init))
     }
 
+    /// Rebuilds from exactly `entries`, given by the number in their case id (what
+    /// `CaseStore.caseNumber(of:)` reads), O(n): restore in bulk, without reading ids.
+    mutating func rebuild(numbered entries: [(dueAt: Millis, caseNumber: UInt64, kind: DeadlineKind)]) {
+        heap = Heap(entries.map { PackedDeadline(dueAt: $0.dueAt, caseNumber: $0.caseNumber, kind: $0.kind) })
+    }
+
     /// Every stored entry, in no particular order (for checks and tests).
     public var unorderedEntries: [ScheduledDeadline] { heap.unordered.map(\.unpacked) }
 }
@@ -82,6 +88,12 @@ private struct PackedDeadline: Comparable {
         }
         dueAt = entry.dueAt
         caseNumberAndKind = number << 3 | UInt64(DeadlineKind.allCases.firstIndex(of: entry.kind)!)
+    }
+
+    init(dueAt: Millis, caseNumber number: UInt64, kind: DeadlineKind) {
+        precondition(number < 1 << 60, "deadline for case number \(number)")
+        self.dueAt = dueAt
+        caseNumberAndKind = number << 3 | UInt64(DeadlineKind.allCases.firstIndex(of: kind)!)
     }
 
     var unpacked: ScheduledDeadline {

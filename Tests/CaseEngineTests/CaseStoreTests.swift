@@ -100,6 +100,54 @@ import Testing
         #expect(CaseStore(restoring: Array(store.cases.values), nextCaseNumber: 1).nextCaseNumber == 21)
     }
 
+    /// Start-up's bulk rebuild (the trie in parts, the order-line index and the other
+    /// indexes built apart, then assembled) gives the store `restore` one case at a time gives.
+    @Test(arguments: [CaseNumbering.single, CaseNumbering(shard: 2, shardCount: 5)])
+    func bulkRestoreEqualsRestoringOneByOne(numbering: CaseNumbering) throws {
+        var store = CaseStore(numbering: numbering)
+        for line in 0..<300 {
+            var new = Fixture.newCase(line: "\(line)", signals: line % 4 == 0 ? Signals(evidence: [Fixture.defectPhoto]) : Signals())
+            new.merchantID = "m-\(line % 7)"
+            new.consumerID = "c-\(line % 11)"
+            let id = try store.apply(Fixture.create(new), now: Fixture.t0 + Millis(line)).case.caseID
+            if line % 5 == 1 {
+                _ = try store.apply(Request(caseID: id, actor: .consumer, actorID: new.consumerID, command: .cancel(note: "")), now: Fixture.t0 + 1_000)
+            }
+            if line % 5 == 2 {
+                _ = try store.apply(Request(caseID: id, actor: .merchant, actorID: new.merchantID, command: .merchantAgree(note: "")), now: Fixture.t0 + 1_000)
+            }
+        }
+        let ordered = store.cases.values.sorted { $0.caseID < $1.caseID }
+        let reference = CaseStore(numbering: numbering, restoring: ordered.shuffled(), nextCaseNumber: store.nextCaseNumber)
+        #expect(reference == store)
+        for parts in [1, 2, 3, 32] {
+            let shuffled = ordered.shuffled()
+            let buckets = shuffled.map { CaseStore.restoredTrieBucket(of: $0.caseID) }
+            let bounds = (0...parts).map { $0 * CaseStore.restoredTrieBuckets / parts }
+            let trie = (0..<parts).map { CaseStore.restoredCaseTrie(shuffled, buckets: buckets, in: bounds[$0]..<bounds[$0 + 1]) }
+            #expect(trie.reduce(0) { $0 + $1.count } == ordered.count)
+            let bulk = CaseStore(numbering: numbering, restoredCases: trie,
+                                 orderLines: CaseStore.restoredOrderLines(ordered, numbering: numbering),
+                                 indexes: CaseStore.restoredIndexes(ordered, numbering: numbering), nextCaseNumber: 1)
+            #expect(bulk == reference, "\(parts) parts")
+            #expect(bulk.nextCaseNumber == store.nextCaseNumber, "raised past the highest restored number")
+            #expect(bulk.nextDeadline == store.nextDeadline)
+            #expect(bulk.caseIDs(merchantID: "m-3") == store.caseIDs(merchantID: "m-3"))
+            var a = store, b = bulk
+            let due = Fixture.t0 + 60 * TimeSpan.day
+            #expect(a.fireDueDeadlines(now: due) == b.fireDueDeadlines(now: due))
+        }
+    }
+
+    @Test func restoredNumbersReadIdsAsCaseNumberDoes() {
+        for id in ["AS0000000042", "AS9999999999", "AS+000000042", "AS00000000x2", "AS000000042", "XS0000000042", "", "AS0000000042 "] {
+            #expect(CaseNumbering.single.localNumberForRestoring(of: id) == CaseNumbering.single.localNumber(of: id), "\(id)")
+        }
+        let shard = CaseNumbering(shard: 2, shardCount: 5)
+        #expect(shard.localNumberForRestoring(of: "AS0000000017") == 3)
+        #expect(shard.localNumberForRestoring(of: "AS0000000018") == nil)
+    }
+
     /// The 12-hour expiry proved with a manual clock: time moves only when the test says,
     /// so the whole 12 hours pass in microseconds (swift-nio's EmbeddedEventLoop idea).
     @Test func twelveHourExpiryWithManualClock() throws {

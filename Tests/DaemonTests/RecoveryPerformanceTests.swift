@@ -1,6 +1,7 @@
 // Start-up recovery as it runs since it was made fast: the snapshot read in one go,
-// its items decoded on a second thread in chunks while the store is built, the journal's
-// cases replacing the snapshot's. Functional checks only — nothing here is timed.
+// its items decoded in chunks on two threads into a table by case number, the journal's
+// cases replacing the snapshot's, the store then built in bulk. Functional checks only —
+// nothing here is timed.
 import AfterSalesProto
 import CaseEngine
 import Foundation
@@ -11,7 +12,7 @@ import Testing
 
 @Suite struct RecoveryPerformanceTests {
     /// More cases than two decoding chunks hold, so several hand-overs happen.
-    static let caseCount = SnapshotFeed.chunkSize * 2 + 123
+    static let caseCount = SnapshotDecoding.chunkSize * 2 + 123
 
     static func storedCase(_ number: Int, status: Int = -1, version: UInt64 = 1) -> Aftersales_V1_Case {
         Aftersales_V1_Case.with {
@@ -52,11 +53,12 @@ import Testing
 
     /// Writes snapshot `position` holding `cases` then `answers`, with `extra` records appended.
     static func writeSnapshot(_ directory: String, position: UInt64, cases: [Aftersales_V1_Case],
-                              answers: [Aftersales_Storage_V1_IdempotentAnswer], extra: [[UInt8]] = []) throws {
+                              answers: [Aftersales_Storage_V1_IdempotentAnswer], extra: [[UInt8]] = [],
+                              nextCaseNumber: UInt64? = nil) throws {
         let header = Aftersales_Storage_V1_SnapshotHeader.with {
             $0.format = 1
             $0.lastSeq = 7
-            $0.nextCaseNumber = UInt64(cases.count + 1)
+            $0.nextCaseNumber = nextCaseNumber ?? UInt64(cases.count + 1)
             $0.caseCount = UInt64(cases.count)
             $0.answerCount = UInt64(answers.count)
         }
@@ -126,17 +128,76 @@ import Testing
         #expect(state.journalRecords == 0)
     }
 
+    /// Cases in any order, numbered past the header's counter (its table of cases by
+    /// number is then too small), and journal cases replacing ones on either side of it.
+    @Test(arguments: [UInt64(Self.caseCount + 1), 100, 1])
+    func casesInAnyOrderAndPastTheHeadersCounterAreRestored(headerNext: UInt64) throws {
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var generator = SystemRandomNumberGenerator()
+        let snapshotCases = (1...Self.caseCount).map { Self.storedCase($0) }
+        try Self.writeSnapshot(dir, position: 100, cases: snapshotCases.shuffled(using: &generator), answers: [Self.answer("a1", "one")],
+                               nextCaseNumber: headerNext)
+        let changedLow = Self.storedCase(7, status: 3, version: 2)
+        let changedHigh = Self.storedCase(Self.caseCount - 3, status: 2, version: 3)
+        let created = Self.storedCase(Self.caseCount + 1)
+        let journal = try Journal(directory: dir, fsync: .never, nextSequence: 100)
+        for (number, stored) in [changedLow, changedHigh, created].enumerated() {
+            try journal.append(try Aftersales_Storage_V1_JournalEntry.with {
+                $0.case = stored; $0.nextCaseNumber = UInt64(Self.caseCount + 2); $0.answer = Self.answer("j\(number)", "journal")
+            }.serializedBytes())
+        }
+        try journal.close()
+
+        let state = try Recovery.recover(directory: dir, config: DaemonConfig(), logger: Self.logger)
+        var expected = try snapshotCases.map { try Case(stored: $0) }
+        expected[6] = try Case(stored: changedLow)
+        expected[Self.caseCount - 4] = try Case(stored: changedHigh)
+        expected.append(try Case(stored: created))
+        let reference = CaseStore(config: DaemonConfig().engine, restoring: expected, nextCaseNumber: UInt64(Self.caseCount + 2))
+        #expect(state.store == reference)
+        #expect(state.store.count == Self.caseCount + 1)
+        #expect(state.idempotency.inOrder.map(\.key) == ["a1", "j0", "j1", "j2"])
+    }
+
+    @Test(arguments: [UInt64(Self.caseCount + 1), 1])
+    func aCaseTwiceInTheSnapshotRefusesStartUp(headerNext: UInt64) throws {
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var snapshotCases = (1...Self.caseCount).map { Self.storedCase($0) }
+        snapshotCases.append(Self.storedCase(SnapshotDecoding.chunkSize + 5, version: 9))
+        try Self.writeSnapshot(dir, position: 1, cases: snapshotCases, answers: [], nextCaseNumber: headerNext)
+        let error = #expect(throws: RecoveryError.self) {
+            try Recovery.recover(directory: dir, config: DaemonConfig(), logger: Self.logger)
+        }
+        #expect(error?.description.contains("twice") == true)
+    }
+
+    @Test func snapshotsListCasesInNumberOrderThenTheRest() throws {
+        let numbering = CaseNumbering(shard: 1, shardCount: 3)
+        let cases = try (1...200).map { local in
+            var stored = Self.storedCase(0)
+            stored.caseID = numbering.caseID(local: UInt64(local))
+            return try Case(stored: stored)
+        }
+        let store = CaseStore(numbering: numbering, restoring: cases.shuffled(), nextCaseNumber: 201)
+        let listed = SnapshotJob.inNumberOrder(store.cases, numbering: numbering, below: 151).map(\.caseID)
+        #expect(Array(listed.prefix(150)) == cases.prefix(150).map(\.caseID))
+        #expect(Set(listed.dropFirst(150)) == Set(cases.dropFirst(150).map(\.caseID)))
+        #expect(listed.count == 200)
+    }
+
     @Test func aBadCaseDeepInTheSnapshotRefusesStartUp() throws {
         let dir = Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var snapshotCases = (1...Self.caseCount).map { Self.storedCase($0) }
-        snapshotCases[SnapshotFeed.chunkSize + 10].type = .init(rawValue: 0)!  // unspecified: not a case we write
+        snapshotCases[SnapshotDecoding.chunkSize + 10].type = .init(rawValue: 0)!  // unspecified: not a case we write
         try Self.writeSnapshot(dir, position: 1, cases: snapshotCases, answers: [])
         let error = #expect(throws: StoredCaseError.self) {
             try Recovery.recover(directory: dir, config: DaemonConfig(), logger: Self.logger)
         }
         #expect(error?.field == "type")
-        #expect(error?.caseID == snapshotCases[SnapshotFeed.chunkSize + 10].caseID)
+        #expect(error?.caseID == snapshotCases[SnapshotDecoding.chunkSize + 10].caseID)
     }
 
     @Test func anUnparsableItemRefusesStartUpNamingTheSnapshot() throws {

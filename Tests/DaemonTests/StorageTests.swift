@@ -61,6 +61,18 @@ extension StorageTests {
             #expect(CRC32C.checksum([UInt8](repeating: 0xFF, count: 32)) == 0x62A8_AB43)
         }
 
+        @Test func hardwareAndTablesAgree() {
+            var generator = SystemRandomNumberGenerator()
+            for count in [0, 1, 7, 8, 9, 63, 64, 65, 1_000, 4_099] {
+                let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let seed = UInt32.random(in: 0...UInt32.max, using: &generator)
+                bytes.withUnsafeBytes { raw in
+                    #expect(CRC32C.update(seed, raw) == CRC32C.tableUpdate(seed, raw), "\(count) bytes")
+                    #expect(CRC32C.update(0, raw) == CRC32C.tableUpdate(0, raw), "\(count) bytes")
+                }
+            }
+        }
+
         @Test func chainingEqualsWhole() {
             let data = storageTestRecord(3, size: 1000)
             for split in [0, 1, 7, 8, 9, 500, 999, 1000] {

@@ -40,10 +40,32 @@ enum CaseWireDecoder {
 
     /// Decodes one `aftersales.v1.Case`.
     static func decodeCase(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Case {
+        var texts = RepeatedTexts()
+        return try decodeCase(bytes, sharing: &texts)
+    }
+
+    /// Decodes one `aftersales.v1.Case`, sharing the storage of texts equal to ones in
+    /// `texts` (the previous case's), which it then updates.
+    static func decodeCase(_ bytes: UnsafeRawBufferPointer, sharing texts: inout RepeatedTexts) throws(Failure) -> Case {
         var reader = WireReader(bytes)
         var fields = CaseWire()
         try fields.merge(&reader)
-        return try fields.build()
+        return try fields.build(sharing: &texts)
+    }
+
+    /// Texts that case after case repeats — a reason picked from a list, the creation
+    /// entry's note that repeats the reason — kept once: a decoded case holds the String
+    /// of an equal text seen just before instead of a copy of its own (a string is a
+    /// value: nothing else differs). With a million cases at start-up that is a hundred
+    /// megabytes not allocated, not faulted in and not resident.
+    struct RepeatedTexts {
+        var reason = ""
+
+        /// `text`, or an equal string already held.
+        static func shared(_ text: String, with held: String) -> String {
+            // Short strings are held inline: nothing to share.
+            text.utf8.count > 15 && text == held ? held : text
+        }
     }
 }
 
@@ -58,6 +80,12 @@ extension CaseWireDecoder {
     /// Decodes one `aftersales.storage.v1.SnapshotItem` (a oneof: the last member given
     /// wins, as in SwiftProtobuf); nil if it holds no member.
     static func decodeSnapshotItem(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> SnapshotItem? {
+        var texts = RepeatedTexts()
+        return try decodeSnapshotItem(bytes, sharing: &texts)
+    }
+
+    /// `decodeSnapshotItem`, a case sharing texts with the previous one (`RepeatedTexts`).
+    static func decodeSnapshotItem(_ bytes: UnsafeRawBufferPointer, sharing texts: inout RepeatedTexts) throws(Failure) -> SnapshotItem? {
         var reader = WireReader(bytes)
         var item: SnapshotItem?
         while !reader.isAtEnd {
@@ -65,7 +93,7 @@ extension CaseWireDecoder {
             switch field {
             case 1:
                 guard try reader.accepts(field, wt, 2) else { continue }
-                item = .storedCase(try decodeCase(try reader.lengthDelimited()))
+                item = .storedCase(try decodeCase(try reader.lengthDelimited(), sharing: &texts))
             case 2:
                 guard try reader.accepts(field, wt, 2) else { continue }
                 item = .answer(try small(Aftersales_Storage_V1_IdempotentAnswer.self, try reader.lengthDelimited(), "idempotent answer"))
@@ -201,13 +229,31 @@ extension WireReader {
     mutating func uint32() throws(CaseWireDecoder.Failure) -> UInt32 { UInt32(truncatingIfNeeded: try varint()) }
 
     mutating func string() throws(CaseWireDecoder.Failure) -> String {
-        let utf8 = try lengthDelimited().assumingMemoryBound(to: UInt8.self)
+        let raw = try lengthDelimited()
+        let utf8 = raw.assumingMemoryBound(to: UInt8.self)
+        // ASCII (every id, most text) is valid UTF-8 that nothing repairs: no check after.
+        if Self.isASCII(raw) { return String(decoding: utf8, as: UTF8.self) }
         // `String(decoding:)` is the specialised fast path, but it repairs invalid UTF-8
         // (`String(validating:)` is generic and unspecialised here: a metadata lookup per
         // string). Valid input comes back byte for byte; repaired input does not.
         let text = String(decoding: utf8, as: UTF8.self)
         guard text.utf8.elementsEqual(utf8) else { throw .malformed("invalid UTF-8 in a string") }
         return text
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var high: UInt64 = 0
+        var at = 0
+        while bytes.count - at >= 8 {
+            high |= bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            at += 8
+        }
+        while at < bytes.count {
+            high |= UInt64(bytes[at])
+            at += 1
+        }
+        return high & 0x8080_8080_8080_8080 == 0
     }
 
     /// A proto3 enum's number (int32 on the wire).
@@ -235,12 +281,15 @@ private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E
 // (CaseWireFields.generated.swift); here is only what the engine's types need from them.
 
 extension CaseWire {
-    func build() throws(CaseWireDecoder.Failure) -> Case {
+    func build(sharing texts: inout CaseWireDecoder.RepeatedTexts) throws(CaseWireDecoder.Failure) -> Case {
         func required<E: CaseIterable>(_ number: Int, _ field: String) throws(CaseWireDecoder.Failure) -> E where E.AllCases == [E] {
             guard let value: E = engine(number) else { throw .invalid(StoredCaseError(caseID: caseID, field: field)) }
             return value
         }
-        guard CaseStore.caseNumber(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
+        // `CaseStore.caseNumber(of:)`'s answer, read directly from the usual ten digits.
+        guard CaseNumbering.single.localNumberForRestoring(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
+        let reason = CaseWireDecoder.RepeatedTexts.shared(self.reason, with: texts.reason)
+        texts.reason = reason
         return Case(
             caseID: caseID, orderID: orderID, orderLineID: orderLineID, consumerID: consumerID, merchantID: merchantID,
             category: category, reason: reason, type: try required(type, "type"), delivery: try required(delivery, "delivery"),
@@ -263,7 +312,7 @@ extension CaseWire {
             returnShipment: returnShipment.map { ReturnShipment(carrier: $0.carrier, trackingNumber: $0.trackingNumber, shippedAt: $0.shippedAtMs) },
             closeReason: engine(closeReason), refundReason: engine(refundReason),
             createdAt: createdAtMs, updatedAt: updatedAtMs, version: version,
-            history: try history.map { h throws(CaseWireDecoder.Failure) in try h.build(caseID: caseID) })
+            history: try history.map { h throws(CaseWireDecoder.Failure) in try h.build(caseID: caseID, reason: reason) })
     }
 }
 
@@ -281,12 +330,13 @@ extension SignalsWire {
 }
 
 extension HistoryEntryWire {
-    func build(caseID: String) throws(CaseWireDecoder.Failure) -> HistoryEntry {
+    /// The entry; a note equal to the case's `reason` shares its storage.
+    func build(caseID: String, reason: String) throws(CaseWireDecoder.Failure) -> HistoryEntry {
         guard let actor: Party = engine(actor) else { throw .invalid(StoredCaseError(caseID: caseID, field: "history.actor")) }
         guard let toStatus: CaseStatus = engine(toStatus) else {
             throw .invalid(StoredCaseError(caseID: caseID, field: "history.to_status"))
         }
         return HistoryEntry(at: atMs, actor: actor, actorID: actorID, client: client, action: action, fromStatus: engine(fromStatus),
-                            toStatus: toStatus, note: note)
+                            toStatus: toStatus, note: CaseWireDecoder.RepeatedTexts.shared(note, with: reason))
     }
 }

@@ -8,6 +8,9 @@ import Glibc
 
 /// glibc's malloc_trim(3) (malloc.h is not in the Glibc module).
 @_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
+/// glibc's mallopt(3), and its M_TOP_PAD parameter.
+@_silgen_name("mallopt") private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+private let glibcTopPad: Int32 = -2
 #endif
 import Logging
 import SwiftProtobuf
@@ -33,7 +36,12 @@ struct RecoveryError: Error, CustomStringConvertible {
 enum Recovery {
     /// A daemon's data directory: its newest valid snapshot file and its journal segments.
     static func recover(directory: String, config: DaemonConfig, logger: Logger) throws -> RecoveredState {
+        let reading = ContinuousClock.now
         let loaded = try SnapshotReader.loadNewestValid(directory: directory)
+        if let loaded {
+            logger.debug("read the snapshot", metadata: ["path": "\(loaded.path)", "bytes": "\(loaded.bytes.count)",
+                                                         "ms": "\(milliseconds(since: reading))"])
+        }
         for rejected in loaded?.rejected ?? [] {
             logger.warning("skipped an unusable snapshot", metadata: ["path": "\(rejected.path)", "reason": "\(rejected.reason)"])
         }
@@ -61,12 +69,21 @@ enum Recovery {
         var snapshotSeq: UInt64 = 0
         var snapshotPath: String?
         var journalPosition: UInt64 = 1
-        var snapshotNextCaseNumber: UInt64 = 0
-        var snapshotCaseCount = 0
 
-        // The snapshot's items are decoded on a second thread while this one reads the
-        // journal and then builds the store from the cases as they arrive.
-        var feed: SnapshotFeed?
+        // The snapshot's items are decoded on two threads: a helper starts on them at once,
+        // this one reads the journal first and then joins in (SnapshotDecoding).
+        let clock = ContinuousClock()
+        let began = clock.now
+        #if canImport(Glibc)
+        // A thread's malloc arena grows its heap by one mprotect(2) per page it runs short
+        // (a tenth of the decoding time with a million cases); with a top pad each new
+        // 64 MiB heap is made usable at once. glibc's default comes back at the end. (glibc
+        // then no longer moves its mmap threshold by itself: blocks of 128 KiB and more
+        // stay mapped, as in a daemon that never freed a larger one.)
+        if loaded != nil { _ = glibcMallopt(glibcTopPad, 64 << 20) }
+        defer { if loaded != nil { _ = glibcMallopt(glibcTopPad, 128 << 10) } }
+        #endif
+        var decoding: SnapshotDecoding?
         if let snapshot = loaded {
             // Snapshot files are named for the journal position they cover up to.
             journalPosition = snapshot.seq
@@ -79,22 +96,23 @@ enum Recovery {
                 throw RecoveryError(description: "snapshot \(snapshot.path) has format \(header.format); this aftersalesd reads formats 1 and 2")
             }
             nextCaseNumber = header.nextCaseNumber
-            snapshotNextCaseNumber = header.nextCaseNumber
             snapshotSeq = header.lastSeq
-            // The header's count sizes the indexes; the file's record count bounds it.
-            snapshotCaseCount = Int(min(header.caseCount, UInt64(snapshot.count)))
             announcements.advance(to: header.lastSeq)
-            feed = SnapshotFeed.start(snapshot)
+            // A store numbers its cases densely from 1, so the header's next case number
+            // sizes the table of cases by number; one beyond any sane size is not trusted
+            // (cases numbered past the table are sorted in after it).
+            let slots = Int(min(header.nextCaseNumber, UInt64(snapshot.count) * 2 + 1_024))
+            decoding = SnapshotDecoding.start(snapshot, numbering: numbering, slots: slots)
         }
-        // However this ends, the decoding thread is stopped and waited for.
-        defer { feed?.cancelAndWait() }
+        // However this ends, the helper thread is stopped and waited for.
+        defer { decoding?.cancelAndWait() }
 
         // The journal's cases replace the snapshot's; its answers and announcements follow
         // the snapshot's, in journal order.
         var journalCases: [String: Case] = [:]
         var journalAnswers: [IdempotencyTable.Answer] = []
-        // The journal's announcements follow the snapshot's kept window, which the
-        // decoding thread delivers only at its end: they wait in a window of their own.
+        // The journal's announcements follow the snapshot's kept window, which is known
+        // only once every item is decoded: they wait in a window of their own.
         var journalAnnouncements = AnnouncementLog(window: config.replayWindow)
         var applied = 0
         let journalOutcome = Result<Void, any Error> {
@@ -115,61 +133,85 @@ enum Recovery {
                 applied += 1
             }
         }
-        // A bad snapshot item is reported before anything the journal holds (the order the
-        // records were once read in).
-        if let feed, case .failure = journalOutcome {
-            feed.cancelAndWait()
-            if let error = feed.failure { throw error }
+        let journalRead = clock.now
+        if let decoding {
+            // A bad snapshot item is reported before anything the journal holds (the order
+            // the records were once read in).
+            if case .failure = journalOutcome { decoding.cancel() } else { decoding.decodeUntilDone() }
+            decoding.waitForHelper()
+            if let error = decoding.failure { throw error }
         }
         try journalOutcome.get()
+        let decoded = clock.now
 
         let store: CaseStore
-        if let feed {
-            // Only a journal case numbered below the snapshot's next case number can be in
-            // the snapshot (a store numbers every case it creates from that counter); the
-            // cases created after it — usually the whole journal — need no look-up.
-            let mayBeInSnapshot = Set(journalCases.keys.lazy.filter { id in
-                numbering.localNumber(of: id).map { $0 < snapshotNextCaseNumber } ?? true
-            })
-            var restoring = CaseStore(config: config.engine, numbering: numbering)
-            restoring.reserveCapacityForRestoring(snapshotCaseCount + journalCases.count)
-            var cases = RestoredCases(feed: feed, replaced: mayBeInSnapshot, journal: journalCases)
-            while let item = cases.next() { restoring.restore(item) }
-            restoring.finishRestoring(nextCaseNumber: nextCaseNumber)
-            store = restoring
-            feed.cancelAndWait()
-            if let error = feed.failure { throw error }
-            for answer in feed.answers { idempotency.remember(answer) }
-            for kept in feed.events {
+        if let decoding {
+            let (ordered, buckets) = try decoding.takeCasesInNumberOrder(replacingWith: journalCases, numbering: numbering)
+            let sorted = clock.now
+            // Two threads share the rest: the order-line index, the other indexes and the
+            // case trie in eight parts (by top-level bucket), claimed as each is free.
+            let parts = 8
+            let work = BuildQueue(tasks: 2 + parts)
+            let build = { @Sendable () -> BuildQueue.Output in
+                var output = BuildQueue.Output()
+                let start = ContinuousClock.now
+                while let task = work.claim() {
+                    switch task {
+                    case 0: output.orderLines = CaseStore.restoredOrderLines(ordered, numbering: numbering)
+                    case 1: output.indexes = CaseStore.restoredIndexes(ordered, numbering: numbering)
+                    default:
+                        let part = task - 2, width = CaseStore.restoredTrieBuckets / parts
+                        output.trie.append(CaseStore.restoredCaseTrie(ordered, buckets: buckets, in: part * width..<(part + 1) * width))
+                    }
+                }
+                output.milliseconds = milliseconds(since: start)
+                return output
+            }
+            let (mine, theirs) = inParallel(build, and: build)
+            store = CaseStore(config: config.engine, numbering: numbering, restoredCases: mine.trie + theirs.trie,
+                              orderLines: (mine.orderLines ?? theirs.orderLines)!, indexes: (mine.indexes ?? theirs.indexes)!,
+                              nextCaseNumber: nextCaseNumber)
+            for answer in decoding.answers { idempotency.remember(answer) }
+            for kept in decoding.events {
                 announcements.restore(PublishedEvent(seq: kept.seq, topic: kept.topic, bytes: Array(kept.envelope)))
             }
-            logger.info("loaded snapshot", metadata: ["path": "\(feed.path)", "seq": "\(snapshotSeq)", "cases": "\(feed.caseCount)"])
+            logger.info("loaded snapshot", metadata: ["path": "\(decoding.path)", "seq": "\(snapshotSeq)", "cases": "\(decoding.caseCount)"])
+            logger.debug("rebuilt the store", metadata: [
+                "journal_ms": "\(milliseconds(since: began, to: journalRead))", "decode_ms": "\(milliseconds(since: began, to: decoded))",
+                "order_ms": "\(milliseconds(since: decoded, to: sorted))", "build_ms": "\(milliseconds(since: sorted))",
+                "build_ms_per_thread": "\(mine.milliseconds)/\(theirs.milliseconds)"])
         } else {
             store = CaseStore(config: config.engine, numbering: numbering, restoring: journalCases.values, nextCaseNumber: nextCaseNumber)
         }
         for answer in journalAnswers { idempotency.remember(answer) }
         for event in journalAnnouncements.recent { announcements.restore(event) }
         #if canImport(Glibc)
-        // The decoding thread's malloc arena is left full of freed decoding temporaries
-        // between the cases it made; hand those pages back rather than keep them resident.
-        if feed != nil { _ = glibcMallocTrim(0) }
+        // The decoding threads' malloc arenas are left full of freed decoding temporaries
+        // between the cases they made; hand those pages back rather than keep them resident.
+        if decoding != nil { _ = glibcMallocTrim(0) }
         #endif
         return RecoveredState(store: store, announcements: announcements, idempotency: idempotency,
                               snapshotSeq: snapshotSeq, journalPosition: journalPosition, snapshotPath: snapshotPath,
                               journalRecords: applied)
     }
 
+    /// Whole milliseconds from `start` to `end`, for the debug log's phase timings.
+    static func milliseconds(since start: ContinuousClock.Instant, to end: ContinuousClock.Instant = .now) -> Int64 {
+        let elapsed = (end - start).components
+        return elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000
+    }
+
     /// Runs the direct decoder on one stored record of type `M`: a case this build cannot
     /// hold throws its `StoredCaseError`; bytes that are not protobuf throw a
-    /// `RecoveryError` naming `place`.
-    static func decodeStored<M: SwiftProtobuf.Message, T>(_ type: M.Type, in place: String,
+    /// `RecoveryError` naming `place` (built only then: a million records are decoded).
+    static func decodeStored<M: SwiftProtobuf.Message, T>(_ type: M.Type, in place: @autoclosure () -> String,
                                                           _ decode: () throws(CaseWireDecoder.Failure) -> T) throws -> T {
         do {
             return try decode()
         } catch .invalid(let error) {
             throw error
         } catch {
-            throw RecoveryError(description: "\(place): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
+            throw RecoveryError(description: "\(place()): record does not parse as \(M.protoMessageName) (\(error)); refusing to start")
         }
     }
 
@@ -184,136 +226,3 @@ enum Recovery {
     }
 }
 
-/// The snapshot's items (every record after the header) decoded on a thread of their own:
-/// cases handed over in chunks as they are ready, answers kept in order for the end.
-final class SnapshotFeed: @unchecked Sendable {
-    /// Cases per hand-over.
-    static let chunkSize = 4_096
-
-    let path: String
-    private let condition = NSCondition()
-    // Guarded by `condition`:
-    private var chunks: [[Case]] = []
-    private var head = 0
-    private var done = false
-    private var cancelled = false
-    // Written by the decoding thread before `done`; read after waiting for `done`.
-    private(set) var failure: (any Error)?
-    private(set) var answers: [IdempotencyTable.Answer] = []
-    private(set) var events: [Aftersales_Storage_V1_KeptEvent] = []
-    private(set) var caseCount = 0
-
-    private init(path: String) { self.path = path }
-
-    static func start(_ snapshot: LoadedSnapshot) -> SnapshotFeed {
-        let feed = SnapshotFeed(path: snapshot.path)
-        let thread = Thread { feed.decode(snapshot) }
-        thread.name = "snapshot-decode"
-        thread.stackSize = 8 << 20
-        thread.start()
-        return feed
-    }
-
-    private func decode(_ snapshot: LoadedSnapshot) {
-        var chunk: [Case] = []
-        chunk.reserveCapacity(Self.chunkSize)
-        do {
-            items: for index in 1..<snapshot.count {
-                let item = try snapshot.withRecord(index) { bytes in
-                    try Recovery.decodeStored(Aftersales_Storage_V1_SnapshotItem.self, in: "\(snapshot.path) record \(index)") {
-                        () throws(CaseWireDecoder.Failure) in try CaseWireDecoder.decodeSnapshotItem(bytes)
-                    }
-                }
-                switch item {
-                case .storedCase(let restored)?:
-                    chunk.append(restored)
-                    if chunk.count == Self.chunkSize {
-                        if !hand(&chunk) { break items }
-                    }
-                case .answer(let answer)?: answers.append(answer)
-                case .event(let event)?: events.append(event)
-                case nil: throw RecoveryError(description: "snapshot \(snapshot.path) holds an empty item")
-                }
-            }
-            _ = hand(&chunk)
-        } catch {
-            failure = error
-        }
-        condition.lock()
-        done = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Passes `chunk` on (reversed, so the taker can pop cases off its end without copying
-    /// them); false once the feed is cancelled.
-    private func hand(_ chunk: inout [Case]) -> Bool {
-        caseCount += chunk.count
-        chunk.reverse()
-        condition.lock()
-        defer { condition.unlock() }
-        if cancelled { return false }
-        if !chunk.isEmpty {
-            chunks.append(chunk)
-            condition.signal()
-        }
-        chunk = []
-        chunk.reserveCapacity(Self.chunkSize)
-        return true
-    }
-
-    /// The next chunk (reversed), waiting for it; nil when decoding ended.
-    func take() -> [Case]? {
-        condition.lock()
-        defer { condition.unlock() }
-        while head == chunks.count && !done { condition.wait() }
-        guard head < chunks.count else { return nil }
-        let chunk = chunks[head]
-        chunks[head] = []
-        head += 1
-        if head == chunks.count { chunks.removeAll(keepingCapacity: true); head = 0 }
-        return chunk
-    }
-
-    /// Stops decoding (if still running) and waits for the thread to finish.
-    func cancelAndWait() {
-        condition.lock()
-        cancelled = true
-        while !done { condition.wait() }
-        chunks = []
-        head = 0
-        condition.unlock()
-    }
-}
-
-/// The cases to restore: the snapshot's as they are decoded, except those the journal
-/// replaced, then the journal's.
-struct RestoredCases: IteratorProtocol {
-    let feed: SnapshotFeed
-    /// Ids of journal cases that may also be in the snapshot: skip those there.
-    let replaced: Set<String>
-    let journal: [String: Case]
-    private var current: [Case] = []
-    private var journalCases: Dictionary<String, Case>.Values.Iterator?
-
-    init(feed: SnapshotFeed, replaced: Set<String>, journal: [String: Case]) {
-        self.feed = feed
-        self.replaced = replaced
-        self.journal = journal
-    }
-
-    mutating func next() -> Case? {
-        if journalCases == nil {
-            while true {
-                if let item = current.popLast() {
-                    if !replaced.isEmpty && replaced.contains(item.caseID) { continue }
-                    return item
-                }
-                guard let chunk = feed.take() else { break }
-                current = chunk
-            }
-            journalCases = journal.values.makeIterator()
-        }
-        return journalCases!.next()
-    }
-}

@@ -53,6 +53,8 @@ struct SnapshotJob: Sendable {
     let nextCaseNumber: UInt64
     let takenAt: Millis
     let cases: TreeDictionary<String, Case>
+    /// How the store numbers its cases (the snapshot lists them in number order).
+    let numbering: CaseNumbering
     let answers: [Aftersales_Storage_V1_IdempotentAnswer]
     /// The replay window, oldest first (all published: the journal was synced at the copy).
     let events: Deque<PublishedEvent>
@@ -108,7 +110,7 @@ struct SnapshotJob: Sendable {
         // Serializing our own freshly built messages cannot fail.
         let records = [try! header.serializedBytes() as [UInt8]].lazy
         // SnapshotItem's field 1 is the case: splice the directly encoded bytes.
-        let caseRecords = cases.values.lazy.map { stored -> [UInt8] in
+        let caseRecords = casesInNumberOrder.lazy.map { stored -> [UInt8] in
             var item: [UInt8] = []
             ProtoWire.appendField(1, EncodedCase(stored).full, to: &item)
             return item
@@ -128,6 +130,39 @@ struct SnapshotJob: Sendable {
             return item
         }
         return [AnySequence(records), AnySequence(caseRecords), AnySequence(answerRecords), AnySequence(eventRecords)].joined()
+    }
+}
+
+extension SnapshotJob {
+    /// Every case, in case number order: start-up decodes them in file order, so that is
+    /// the order they are laid out in memory and the order the store's indexes are built
+    /// in — a walk in any other order misses the cache on almost every case. A look-up
+    /// per number costs the writer a little; a case whose id is not one of the numbering's
+    /// (none should be) follows in trie order.
+    var casesInNumberOrder: AnySequence<Case> { Self.inNumberOrder(cases, numbering: numbering, below: nextCaseNumber) }
+
+    /// `cases` numbered below `next` in number order, then the others in trie order.
+    static func inNumberOrder(_ cases: TreeDictionary<String, Case>, numbering: CaseNumbering, below next: UInt64) -> AnySequence<Case> {
+        AnySequence { () -> AnyIterator<Case> in
+            var number: UInt64 = 0
+            var listed = 0
+            var strays: TreeDictionary<String, Case>.Keys.Iterator?
+            return AnyIterator { () -> Case? in
+                while number < next {
+                    defer { number += 1 }
+                    if let item = cases[numbering.caseID(local: number)] {
+                        listed += 1
+                        return item
+                    }
+                }
+                guard listed < cases.count else { return nil }
+                if strays == nil { strays = cases.keys.makeIterator() }
+                while let key = strays!.next() {
+                    if numbering.localNumber(of: key).map({ $0 >= next }) ?? true { return cases[key] }
+                }
+                return nil
+            }
+        }
     }
 }
 
@@ -177,7 +212,7 @@ extension DaemonCore {
         snapshots.lastAt = now
         return SnapshotJob(target: snapshotTarget, seq: announcements.publishedSeq, journalPosition: position,
                            nextCaseNumber: store.nextCaseNumber, takenAt: now,
-                           cases: store.cases, answers: idempotency.inOrder, events: announcements.recent,
+                           cases: store.cases, numbering: store.numbering, answers: idempotency.inOrder, events: announcements.recent,
                            closedSegments: journal.closedSegments)
     }
 

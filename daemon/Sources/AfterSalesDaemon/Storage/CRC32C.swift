@@ -1,8 +1,12 @@
 // CRC-32C (Castagnoli): the checksum every record on disk carries.
 //
 // Why Castagnoli and not the zlib CRC-32: it detects more of the error patterns storage
-// produces and it is what iSCSI, ext4 metadata, LevelDB/RocksDB and Kafka use. Table
-// driven, slice-by-8: eight 256-entry tables let the loop consume 8 bytes per step.
+// produces and it is what iSCSI, ext4 metadata, LevelDB/RocksDB and Kafka use. The CPU's
+// own instruction where it has one (CCRC32C: SSE 4.2's crc32, ten times the speed);
+// elsewhere table driven, slice-by-8: eight 256-entry tables let the loop consume 8
+// bytes per step.
+
+import CCRC32C
 
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by the storage framing.
 ///
@@ -36,8 +40,17 @@ public enum CRC32C {
         bytes.withUnsafeBytes { update(0, $0) }
     }
 
+    /// Whether the CPU computes CRC-32C itself (SSE 4.2 on x86-64; CCRC32C).
+    static let hardware = ccrc32c_hardware_available() != 0
+
     /// Continues a CRC-32C: `crc` is a finished checksum of the bytes before (0 to start).
     public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        if hardware, let base = bytes.baseAddress { return ~ccrc32c_hardware_update(~crc, base, bytes.count) }
+        return tableUpdate(crc, bytes)
+    }
+
+    /// `update` by the tables, on any CPU.
+    static func tableUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = bytes.count

@@ -272,6 +272,9 @@ public enum SnapshotReader {
         guard stored == seq else {
             return .failure(Invalid(reason: "header says sequence \(stored) but the name says \(seq)"))
         }
+        if let whole = try readAndVerifyOnTwoThreads(fd: fd, path: path) {
+            return checkTrailer(whole.bytes, whole.ranges)
+        }
         // One window holds the whole file, so each record is kept as a range of it.
         var scanner = try FramedRecordScanner(fd: fd, path: path, startingAt: UInt64(SnapshotFormat.headerSize), wholeFile: true)
         var ranges: [Range<Int>] = []
@@ -284,18 +287,86 @@ public enum SnapshotReader {
             case .damaged(let offset, let reason):
                 return .failure(Invalid(reason: "damaged at offset \(offset): \(reason)"))
             case .end:
-                let window = scanner.window
-                guard let last = ranges.last, last.count == SnapshotFormat.trailerMarker.count + 8,
-                      window[last].starts(with: SnapshotFormat.trailerMarker) else {
-                    return .failure(Invalid(reason: "incomplete: no completion trailer (the write was cut short)"))
-                }
-                let count = window[last].suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                guard count == UInt64(ranges.count - 1) else {
-                    return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(ranges.count - 1)"))
-                }
-                ranges.removeLast()
-                return .success((window, ranges))
+                return checkTrailer(scanner.window, ranges)
             }
         }
     }
+
+    /// The records of a file read whole, once the last is found to be a trailer with the
+    /// right count (which is then dropped).
+    private static func checkTrailer(_ window: [UInt8], _ ranges: [Range<Int>]) -> Result<(bytes: [UInt8], ranges: [Range<Int>]), Invalid> {
+        var ranges = ranges
+        guard let last = ranges.last, last.count == SnapshotFormat.trailerMarker.count + 8,
+              window[last].starts(with: SnapshotFormat.trailerMarker) else {
+            return .failure(Invalid(reason: "incomplete: no completion trailer (the write was cut short)"))
+        }
+        let count = window[last].suffix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard count == UInt64(ranges.count - 1) else {
+            return .failure(Invalid(reason: "trailer counts \(count) records but the file holds \(ranges.count - 1)"))
+        }
+        ranges.removeLast()
+        return .success((window, ranges))
+    }
+
+    /// The usual case, on both cores: the file after its header read by two threads, every
+    /// record's frame walked, and the checksums checked by two threads — the frames as
+    /// `FramedRecordScanner` gives them (the bytes from the header's end, each payload a
+    /// range of them). nil when anything is not a clean run of records to the end of the
+    /// file: the scanner then reads it again and says what is wrong and where.
+    private static func readAndVerifyOnTwoThreads(fd: Int32, path: String) throws -> (bytes: [UInt8], ranges: [Range<Int>])? {
+        let start = UInt64(SnapshotFormat.headerSize)
+        let fileSize = try StorageIO.fileSize(fd, path: path)
+        guard fileSize >= start else { return nil }
+        let size = Int(fileSize - start)
+        var complete = true
+        let bytes = try [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            let whole = UnsafeMutableRawBufferPointer(buffer)
+            let half = size / 2
+            let target = SendableBuffer(whole)
+            let (first, second) = inParallel({
+                Result { try StorageIO.preadFully(fd, UnsafeMutableRawBufferPointer(rebasing: whole[..<half]), at: start, path: path) }
+            }, and: {
+                Result { try StorageIO.preadFully(fd, UnsafeMutableRawBufferPointer(rebasing: target.buffer[half...]),
+                                                  at: start + UInt64(half), path: path) }
+            })
+            let got = (try first.get(), try second.get())
+            complete = got.0 == half && got.1 == size - half
+            // A short read (the file shrank meanwhile) leaves bytes unread: zero them, and
+            // let the scanner report it.
+            if !complete { whole.initializeMemory(as: UInt8.self, repeating: 0) }
+            initialized = size
+        }
+        guard complete else { return nil }
+        var ranges: [Range<Int>] = []
+        var stored: [UInt32] = []
+        let clean = bytes.withUnsafeBytes { raw -> Bool in
+            var at = 0
+            while at < raw.count {
+                guard raw.count - at >= RecordFraming.headerSize else { return false }
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                let payload = at + RecordFraming.headerSize
+                guard length <= RecordFraming.maxRecordLength, raw.count - payload >= length else { return false }
+                stored.append(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
+                ranges.append(payload..<payload + length)
+                at = payload + length
+            }
+            return true
+        }
+        guard clean else { return nil }
+        let sharedBytes = bytes, sharedRanges = ranges, sharedStored = stored
+        let verified = { @Sendable (part: Range<Int>) -> Bool in
+            sharedBytes.withUnsafeBytes { raw in
+                part.allSatisfy { RecordFraming.checksum(UnsafeRawBufferPointer(rebasing: raw[sharedRanges[$0]])) == sharedStored[$0] }
+            }
+        }
+        let middle = ranges.count / 2
+        let (first, second) = inParallel({ verified(0..<middle) }, and: { verified(middle..<sharedRanges.count) })
+        return first && second ? (bytes, ranges) : nil
+    }
+}
+
+/// A buffer handed to another thread that writes a part of it no other thread touches.
+private struct SendableBuffer: @unchecked Sendable {
+    let buffer: UnsafeMutableRawBufferPointer
+    init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
 }
