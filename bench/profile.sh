@@ -6,6 +6,8 @@
 #   bench/profile.sh getcase      REQ GetCase round trips, one at a time
 #   bench/profile.sh burst        proposals expiring together (the deadline path)
 #   bench/profile.sh snapshot     TakeSnapshot of N cases (loop-thread and writer-thread cost)
+#   bench/profile.sh echo         the floor: the libzmq REQ/REP echo server of row 1 under the
+#                                 same 5 000 round trips as `getcase` (prints instructions per call)
 #
 # Output: bench/results/callgrind-<load>.out (open with callgrind_annotate or kcachegrind)
 # and bench/results/callgrind-<load>.txt (the annotated top).
@@ -33,6 +35,23 @@ TTL=12h
 [[ "$LOAD" == burst ]] && TTL=40s
 # --collect-atstart=no + --toggle-collect would need symbol names; instead the set-up is
 # cheap next to the load, and callgrind_control --zero resets the counters before it.
+if [[ "$LOAD" == echo ]]; then
+  ECHO="$ROOT/bench/echo/build/echo_server"
+  [[ -x "$ECHO" ]] || { mkdir -p "$(dirname "$ECHO")"; cc -O2 -o "$ECHO" bench/echo/echo_server.c $(pkg-config --cflags --libs libzmq); }
+  valgrind --tool=callgrind --callgrind-out-file="$OUT.out" "$ECHO" 'tcp://127.0.0.1:*' 379 > "$WORK/out" 2> "$WORK/err" &
+  PID=$!
+  for _ in $(seq 1 600); do grep -q 'ready' "$WORK/out" 2>/dev/null && break; sleep 0.1; done
+  RPC="$(sed -n 's/.*rpc=\([^ ]*\).*/\1/p' "$WORK/out")"
+  callgrind_control --zero "$PID" >/dev/null
+  "$BIN/aftersales-bench" latency --endpoint "$RPC" --target echo --case-id AS0000000001 --count 5000 --warmup 100 --seconds 60
+  callgrind_control --dump "$PID" >/dev/null 2>&1 || true
+  kill -TERM "$PID"; for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+  PID=""
+  LAST="$(ls "$OUT".out.* 2>/dev/null | sort -V | tail -1)"
+  TOTAL="$(callgrind_annotate "$LAST" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+  echo "[profile] echo server: $TOTAL instructions for 5 100 round trips = $((TOTAL / 5100)) per call" >&2
+  exit 0
+fi
 # valgrind 3.19 gives up on the DWARF of this build ("possibly corrupted debuginfo"), so
 # it profiles a copy without debug sections; the symbol table still names every function.
 cp "$BIN/aftersalesd" "$WORK/aftersalesd"
