@@ -139,6 +139,12 @@ public final class Daemon: @unchecked Sendable {
         } else {
             logger.info("listening; recovering the data directory", metadata: ["rpc": "\(endpoints.rpc)", "pub": "\(endpoints.pub)",
                                                                               "data_dir": "\(config.dataDirectory)"])
+            if config.fsync == .never {
+                // Announcements wait for the disk, and under never only a snapshot's rotation
+                // or a clean stop syncs it: say so once, or a subscriber looks broken.
+                logger.warning("--fsync never: announcements are published only when a snapshot rotates the journal or the daemon stops cleanly",
+                               metadata: ["snapshot_interval_ms": "\(config.snapshotIntervalMs)"])
+            }
             let recovery = try recover(poller: &poller, routerItem: routerItem, wakeItem: wakeItem, zap: zap, zapItem: zapItem,
                                        router: router, receiveCall: receiveCall)
             recovery.core.boundEndpoints = endpoints
