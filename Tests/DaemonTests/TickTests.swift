@@ -68,31 +68,56 @@ final class ManualClock: DaemonClock {
         #expect(output.events.map(\.topic) == ["case.created"])
     }
 
-    /// A burst of expiries made durable together goes out a slice per turn (at most
-    /// `maxPublishedPerTurn`), in order, none lost; the loop does not sleep while some wait.
-    @Test func aBurstOfAnnouncementsIsPublishedASlicePerTurn() throws {
+    /// Announcements made durable together (here by the final snapshot's sync under
+    /// --fsync never) go out a slice per turn, in order, none lost; a stop drains them all.
+    @Test func durableAnnouncementsGoOutASlicePerTurn() throws {
+        let clock = ManualClock(Self.start)
+        var config = DaemonConfig()
+        config.dataDirectory = temporaryDataDirectory()
+        config.snapshotIntervalMs = 0
+        config.fsync = .never
+        config.maxPublishedPerTurn = 4
+        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "BURST-\($0)"), id: UInt64($0)) }
+        let created = try core.tick(calls)
+        #expect(created.replies.count == 5 && created.events.isEmpty, "under never they wait for a sync")
+        var slices: [[UInt64]] = []
+        try core.shutdown { output in slices.append(output.events.map(\.seq)) }
+        #expect(slices.flatMap { $0 } == Array(1...10), "5 cases created and 5 proposals issued, in order")
+        // Sliced: the snapshot's completion and the turn each release at most 4.
+        #expect(slices.allSatisfy { $0.count <= 8 } && slices.filter { !$0.isEmpty }.count >= 2)
+    }
+
+    @Test func theAnnouncementLogReleasesAtMostItsLimit() throws {
+        var log = AnnouncementLog(window: 100)
+        let (c, _) = try WireEncodingTests().sampleCase()
+        let outcome = Outcome(case: c, announcements: (0..<10).map { _ in
+            Announcement(topic: .caseUpdated, caseID: c.caseID, previousStatus: nil, status: c.status) })
+        _ = log.announce(outcome, at: 1, caseBytes: [], record: 1)
+        var published: [PublishedEvent] = []
+        #expect(log.release(durableBefore: 2, into: &published, limit: 4) && published.map(\.seq) == [1, 2, 3, 4])
+        #expect(log.release(durableBefore: 2, into: &published, limit: 4) && published.count == 8)
+        #expect(!log.release(durableBefore: 2, into: &published, limit: 4) && published.map(\.seq) == Array(1...10))
+        #expect(log.unpublishedCount == 0)
+    }
+
+    /// A steady load that announces more per turn than the slice does not build a backlog:
+    /// each turn's announcements go out with it (a fixed slice once left a backlog that
+    /// kept the loop publishing long after the load).
+    @Test func aSteadyLoadAboveTheSliceLeavesNoBacklog() throws {
         let clock = ManualClock(Self.start)
         var config = DaemonConfig()
         config.dataDirectory = temporaryDataDirectory()
         config.snapshotIntervalMs = 0
         config.maxPublishedPerTurn = 4
-        config.engine.proposalValidity = 1_000
         let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
-        var seen: [UInt64] = []
-        let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "BURST-\($0)"), id: UInt64($0)) }
-        var output = try core.tick(calls)
-        #expect(output.replies.count == 5)
-        seen += output.events.map(\.seq)
-        #expect(output.events.count == 4 && core.pollTimeout(now: clock.now()) == 0)
-        while core.pollTimeout(now: clock.now()) == 0 {
-            output = try core.tick()
-            #expect(output.events.count <= 4)
-            seen += output.events.map(\.seq)
+        var published = 0
+        for turn in 0..<20 {
+            let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "STEADY-\(turn)-\($0)"), id: UInt64($0)) }
+            let output = try core.tick(calls)
+            published += output.events.count
+            #expect(output.events.count == 10, "5 cases created and 5 proposals issued this turn, all published with it")
         }
-        #expect(seen == Array(1...10), "5 cases created and 5 proposals issued, in order")
-        clock.advance(by: 1_000)
-        for _ in 0..<10 { seen += try core.tick().events.map(\.seq) }
-        #expect(seen == Array(1...15))
-        #expect(core.pollTimeout(now: clock.now()) > 0)
+        #expect(published == 200 && core.pollTimeout(now: clock.now()) > 0)
     }
 }

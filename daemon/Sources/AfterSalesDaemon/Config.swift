@@ -29,7 +29,7 @@ public struct DaemonConfig: Sendable {
     /// Most announcements published per turn of the loop: a sync that makes a burst of
     /// expiries durable at once releases them a slice per turn, between batches of calls,
     /// instead of holding every caller while tens of thousands go out.
-    public var maxPublishedPerTurn = 64
+    public var maxPublishedPerTurn = 256
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
     /// The daemon's CURVE secret key (40 Z85 characters): both sockets become CURVE

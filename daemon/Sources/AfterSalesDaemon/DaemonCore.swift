@@ -56,6 +56,8 @@ final class DaemonCore {
     var batch = Batch()
     /// Durable announcements left for the next turn (over `maxPublishedPerTurn`): the loop does not sleep.
     private(set) var publishBacklog = false
+    /// The last sequence number made when announcements were last released.
+    private var seqAtLastRelease: UInt64 = 0
     /// The clients file as last read well; nil when the daemon authenticates no one.
     var access: AccessList?
     /// CURVE handshakes refused (key not in the clients file).
@@ -369,10 +371,16 @@ final class DaemonCore {
     /// Moves the announcements whose journal records are on disk into the batch.
     func releaseDurableAnnouncements() {
         publishBacklog = false
+        // Twice what was announced since the last release, at least the configured slice:
+        // under a steady load every turn's announcements go out with it (a fixed slice
+        // below what a full batch makes grew a backlog that outlived the load), while a
+        // sync that releases a second's worth at once is spread over turns.
+        let made = Int(clamping: announcements.lastSeq &- seqAtLastRelease)
+        seqAtLastRelease = announcements.lastSeq
         guard announcements.unpublishedCount > 0 else { return }
         journal.refreshDurable()
         publishBacklog = announcements.release(durableBefore: journal.durableNextSequence, into: &batch.events,
-                                               limit: config.maxPublishedPerTurn)
+                                               limit: max(config.maxPublishedPerTurn, 2 * made))
     }
 }
 
