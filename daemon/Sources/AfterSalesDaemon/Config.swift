@@ -26,9 +26,10 @@ public struct DaemonConfig: Sendable {
     /// CPU time one turn of the loop may spend firing deadlines (µs): a burst of expiries
     /// is worked off between batches of calls instead of stalling them.
     public var deadlineBudgetMicroseconds: UInt64 = 250
-    /// Most announcements published per turn of the loop: a sync that makes a burst of
-    /// expiries durable at once releases them a slice per turn, between batches of calls,
-    /// instead of holding every caller while tens of thousands go out.
+    /// Announcements published per turn of the loop, at least (or twice what the loop
+    /// announced since the last turn, when more): a sync that makes a burst of expiries
+    /// durable at once releases them a slice per turn, between batches of calls, instead
+    /// of holding every caller while tens of thousands go out.
     public var maxPublishedPerTurn = 256
     /// Announcements queued per subscriber before libzmq drops (subscribers then replay the gap).
     public var pubHighWaterMark: Int32 = 1_000_000
