@@ -21,7 +21,7 @@ extension Method {
     @inlinable
     public var ordinal: Int {
         // A payload-free enum of 2 to 256 cases is stored as its declaration index in one
-        // byte (Swift's enum layout); `MethodTests` holds this to `allCases`.
+        // byte (Swift's enum layout); `HotPathCodecTests` holds this to `allCases`.
         withUnsafeBytes(of: self) { Int($0[0]) }
     }
 

@@ -448,7 +448,7 @@ extension CaseStore {
             let number = restoredNumber(of: item.caseID, numbering: numbering, after: previous)
             previous = number
             // As `index` does: a later case on the same line wins (none should be open).
-            if !item.status.isTerminal { numbers[joinedOrderLineKey(item.orderID, item.orderLineID)] = number }
+            if !item.status.isTerminal { numbers[item.orderLineKey] = number }
         }
         return RestoredOrderLines(numbers: numbers)
     }
@@ -501,53 +501,11 @@ extension CaseStore {
 
     /// `ordered`'s number of `caseID`, checked to be above `previous`.
     private static func restoredNumber(of caseID: String, numbering: CaseNumbering, after previous: UInt64?) -> UInt64 {
-        guard let number = numbering.localNumberForRestoring(of: caseID) else {
+        guard let number = numbering.localNumber(of: caseID) else {
             preconditionFailure("case id '\(caseID)' was not made by this store's numbering (\(numbering))")
         }
         precondition(previous.map { number > $0 } ?? true, "restored cases out of case number order at '\(caseID)'")
         return number
-    }
-
-    /// `orderLineKey(orderID:orderLineID:)` built in one allocation (the same string).
-    static func joinedOrderLineKey(_ orderID: String, _ orderLineID: String) -> String {
-        var orderID = orderID, orderLineID = orderLineID
-        let count = orderID.utf8.count + 1 + orderLineID.utf8.count
-        return orderID.withUTF8 { first in
-            orderLineID.withUTF8 { second in
-                String(unsafeUninitializedCapacity: count) { buffer in
-                    _ = UnsafeMutableRawBufferPointer(buffer).copyBytes(from: first)
-                    buffer[first.count] = 0
-                    _ = UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buffer)[(first.count + 1)...])
-                        .copyBytes(from: second)
-                    return count
-                }
-            }
-        }
-    }
-
-    /// `caseNumber(of:)`, reading the ten digits directly when they are plain digits (the
-    /// form `caseID(number:)` writes); any other string gets `caseNumber(of:)`'s answer.
-    static func restoredCaseNumber(of caseID: String) -> UInt64? {
-        let direct = caseID.utf8.withContiguousStorageIfAvailable { bytes -> UInt64? in
-            guard bytes.count == 12, bytes[0] == UInt8(ascii: "A"), bytes[1] == UInt8(ascii: "S") else { return nil }
-            var number: UInt64 = 0
-            for position in 2..<12 {
-                let digit = bytes[position] &- UInt8(ascii: "0")
-                guard digit < 10 else { return nil }
-                number = number &* 10 &+ UInt64(digit)
-            }
-            return number
-        }
-        if case let number?? = direct { return number }
-        return caseNumber(of: caseID)
-    }
-}
-
-extension CaseNumbering {
-    /// `localNumber(of:)`, as fast as start-up needs it (see `CaseStore.restoredCaseNumber`).
-    public func localNumberForRestoring(of caseID: String) -> UInt64? {
-        guard let number = CaseStore.restoredCaseNumber(of: caseID), number % shardCount == shard else { return nil }
-        return number / shardCount
     }
 }
 

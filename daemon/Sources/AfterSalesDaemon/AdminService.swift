@@ -104,15 +104,17 @@ enum AdminService {
     /// kept event's bytes are one length-delimited field; then the stream's bounds.
     static func replayAnswer(_ events: some Sequence<[UInt8]>, latest: UInt64, oldest: UInt64,
                              incarnation: (value: UInt64, startSeq: UInt64)? = nil) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for event in events { ProtoWire.appendField(1, event, to: &bytes) }
-        ProtoWire.appendVarintField(2, latest, to: &bytes)
-        ProtoWire.appendVarintField(3, oldest, to: &bytes)
-        if let incarnation {
-            ProtoWire.appendVarintField(4, incarnation.value, to: &bytes)
-            ProtoWire.appendVarintField(5, incarnation.startSeq, to: &bytes)
+        var room = 48
+        for event in events { room += event.count + 4 }
+        return ProtoWriter.bytes(capacity: room) { w in
+            for event in events { w.bytesField(1, event) }
+            w.varintField(2, latest)
+            w.varintField(3, oldest)
+            if let incarnation {
+                w.varintField(4, incarnation.value)
+                w.varintField(5, incarnation.startSeq)
+            }
         }
-        return bytes
     }
 }
 

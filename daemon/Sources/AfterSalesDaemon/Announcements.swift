@@ -115,12 +115,11 @@ struct AnnouncementLog {
     /// without encoding the case once per announcement.
     static func withCase(_ event: Aftersales_V1_EventEnvelope, _ caseBytes: [UInt8]) -> [UInt8] {
         // Serializing our own freshly built message cannot fail.
-        var bytes: [UInt8] = try! event.serializedBytes()
-        bytes.reserveCapacity(bytes.count + caseBytes.count + 6)
-        bytes.append(0x32)  // field 6, length-delimited
-        ProtoWire.appendVarint(UInt64(caseBytes.count), to: &bytes)
-        bytes.append(contentsOf: caseBytes)
-        return bytes
+        let head: [UInt8] = try! event.serializedBytes()
+        return ProtoWriter.bytes(capacity: head.count + caseBytes.count + 8) { w in
+            head.withUnsafeBytes { w.raw($0) }
+            w.bytesField(EventEnvelopeField.case.rawValue, caseBytes)
+        }
     }
 
     /// Keeps an announcement read back at start-up (it is on disk, so it is published).
@@ -159,32 +158,5 @@ struct AnnouncementLog {
         let start = Int(fromSeq - oldestKept)
         let end = min(recent.count, start + limit)
         return ArraySlice(recent[start..<end])
-    }
-}
-
-/// The few protobuf wire-format pieces the daemon writes by hand to avoid re-encoding
-/// bytes it already has.
-enum ProtoWire {
-    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(v & 0x7f) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-    }
-
-    /// A length-delimited field (tag = field number << 3 | 2) holding `payload`.
-    static func appendField(_ number: UInt64, _ payload: [UInt8], to bytes: inout [UInt8]) {
-        appendVarint(number << 3 | 2, to: &bytes)
-        appendVarint(UInt64(payload.count), to: &bytes)
-        bytes.append(contentsOf: payload)
-    }
-
-    /// A varint field (tag = field number << 3 | 0); proto3 leaves out zero.
-    static func appendVarintField(_ number: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
-        guard value != 0 else { return }
-        appendVarint(number << 3, to: &bytes)
-        appendVarint(value, to: &bytes)
     }
 }

@@ -143,8 +143,8 @@ enum CaseService {
         let alone: String? = payload.withUnsafeBytes { bytes in
             var reader = WireReader(bytes)
             guard let (field, wireType) = try? reader.tag(), field == getCaseIDField, wireType == 2,
-                  let text = try? reader.lengthDelimited(), reader.isAtEnd else { return nil }
-            return WireText.string(text)
+                  let text = try? reader.string(), reader.isAtEnd else { return nil }
+            return text
         }
         if let alone { return alone }
         return try decode(Aftersales_V1_GetCaseRequest.self, payload).caseID

@@ -287,7 +287,7 @@ extension CaseWire {
             return value
         }
         // `CaseStore.caseNumber(of:)`'s answer, read directly from the usual ten digits.
-        guard CaseNumbering.single.localNumberForRestoring(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
+        guard CaseNumbering.single.localNumber(of: caseID) != nil else { throw .invalid(StoredCaseError(caseID: caseID, field: "case_id")) }
         let reason = CaseWireDecoder.RepeatedTexts.shared(self.reason, with: texts.reason)
         texts.reason = reason
         return Case(

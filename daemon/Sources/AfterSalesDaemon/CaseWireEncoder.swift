@@ -140,7 +140,7 @@ extension ProtoWriter {
 /// which the engine has no case for). A payload-free enum of 2 to 256 cases is stored as
 /// its declaration index in one byte (Swift's enum layout), which is read here instead of
 /// searching `allCases` — an array the engine module builds anew on each call;
-/// `CaseWireEncoderTests` holds every engine enum to the search.
+/// `HotPathCodecTests` holds every engine enum to the search.
 @inline(__always)
 func protoNumber<E: CaseIterable & Equatable>(of value: E) -> UInt64 where E.AllCases == [E] {
     if MemoryLayout<E>.size == 1 {

@@ -5,7 +5,7 @@
 // payload, and a deadline and idempotency key, each at most once. That shape is read
 // here directly; anything else (metadata, unknown fields, repeated or oddly typed fields,
 // an unknown method) goes the general way, whose errors say what is wrong.
-// `QuickEnvelopeTests` hold this reader to SwiftProtobuf on valid and damaged envelopes.
+// `HotPathCodecTests` hold this reader to SwiftProtobuf on valid and damaged envelopes.
 import AfterSalesProto
 import AfterSalesRPC
 import Foundation
@@ -14,60 +14,34 @@ enum QuickEnvelope {
     /// The envelope and its method when `body` has the plain shape; nil otherwise.
     static func read(_ body: [UInt8]) -> (envelope: RequestEnvelope, method: Method)? {
         body.withUnsafeBytes { bytes -> (RequestEnvelope, Method)? in
-            var at = 0
-            let end = bytes.count
-            // A varint of at most ten bytes whose tenth is 0 or 1 (64 bits), else nil.
-            func varint() -> UInt64? {
-                var value: UInt64 = 0
-                var shift: UInt64 = 0
-                while at < end {
-                    let byte = bytes[at]
-                    at &+= 1
-                    if shift == 63 {
-                        guard byte <= 1 else { return nil }
-                        return value | UInt64(byte) << 63
-                    }
-                    value |= UInt64(byte & 0x7F) << shift
-                    if byte < 0x80 { return value }
-                    shift &+= 7
-                }
-                return nil
-            }
-            func lengthDelimited() -> UnsafeRawBufferPointer? {
-                guard let length = varint(), length <= UInt64(end &- at) else { return nil }
-                let start = at
-                at &+= Int(length)
-                return UnsafeRawBufferPointer(rebasing: bytes[start..<at])
-            }
+            var reader = WireReader(bytes)
             var envelope = RequestEnvelope()
             var method: Method?
             var seen: UInt8 = 0
-            while at < end {
-                guard let key = varint(), key <= 0x2F else { return nil }
-                let (field, wireType) = (Int(key >> 3), key & 7)
-                let bit = UInt8(1) << field
-                guard field >= 1, seen & bit == 0 else { return nil }
-                seen |= bit
-                switch (field, wireType) {
-                case (Fields.requestID, 0):
-                    guard let value = varint() else { return nil }
-                    envelope.requestID = value
-                case (Fields.method, 2):
-                    guard let name = lengthDelimited(), let known = MethodNames.lookup(name) else { return nil }
-                    method = known
-                    envelope.method = known.rawValue
-                case (Fields.payload, 2):
-                    guard let payload = lengthDelimited() else { return nil }
-                    envelope.payload = Data(payload)
-                case (Fields.deadlineMs, 0):
-                    guard let value = varint() else { return nil }
-                    envelope.deadlineMs = value
-                case (Fields.idempotencyKey, 2):
-                    guard let text = lengthDelimited(), let key = WireText.string(text) else { return nil }
-                    envelope.idempotencyKey = key
-                default:
-                    return nil
+            do throws(CaseWireDecoder.Failure) {
+                while !reader.isAtEnd {
+                    let (field, wireType) = try reader.tag()
+                    guard field <= 5, seen & (1 << field) == 0 else { return nil }
+                    seen |= 1 << field
+                    switch (Int(field), wireType) {
+                    case (Fields.requestID, 0):
+                        envelope.requestID = try reader.varint()
+                    case (Fields.method, 2):
+                        guard let known = MethodNames.lookup(try reader.lengthDelimited()) else { return nil }
+                        method = known
+                        envelope.method = known.rawValue
+                    case (Fields.payload, 2):
+                        envelope.payload = Data(try reader.lengthDelimited())
+                    case (Fields.deadlineMs, 0):
+                        envelope.deadlineMs = try reader.varint()
+                    case (Fields.idempotencyKey, 2):
+                        envelope.idempotencyKey = try reader.string()
+                    default:
+                        return nil
+                    }
                 }
+            } catch {
+                return nil
             }
             guard let method else { return nil }
             return (envelope, method)
@@ -105,20 +79,5 @@ enum MethodNames {
             if entry.name.withUnsafeBytes({ memcmp($0.baseAddress!, name.baseAddress!, name.count) }) == 0 { return entry.method }
         }
         return nil
-    }
-}
-
-enum WireText {
-    /// The text of UTF-8 `bytes`, nil when they are not UTF-8 (which SwiftProtobuf refuses
-    /// in a string field). ASCII, which every id the daemon makes is, is checked byte by
-    /// byte: a third of what the general validation costs.
-    @inline(__always)
-    static func string(_ bytes: UnsafeRawBufferPointer) -> String? {
-        var ascii = true
-        for byte in bytes where byte >= 0x80 {
-            ascii = false
-            break
-        }
-        return ascii ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
     }
 }

@@ -130,7 +130,7 @@ final class SnapshotDecoding: @unchecked Sendable {
                 }
                 switch item {
                 case .storedCase(let restored)?:
-                    guard let number = numbering.localNumberForRestoring(of: restored.caseID) else {
+                    guard let number = numbering.localNumber(of: restored.caseID) else {
                         throw RecoveryError(description: "snapshot \(path) record \(index): case \(restored.caseID) is not one \(numbering) numbers; refusing to start")
                     }
                     let bucket = CaseStore.restoredTrieBucket(of: restored.caseID)
@@ -197,7 +197,7 @@ final class SnapshotDecoding: @unchecked Sendable {
             throw RecoveryError(description: "snapshot \(path) holds a case id twice (\(decoded) cases, \(placed) ids); refusing to start")
         }
         for (caseID, item) in journal {
-            guard let number = numbering.localNumberForRestoring(of: caseID) else {
+            guard let number = numbering.localNumber(of: caseID) else {
                 throw RecoveryError(description: "the journal holds case \(caseID), which is not one \(numbering) numbers; refusing to start")
             }
             let bucket = CaseStore.restoredTrieBucket(of: caseID)

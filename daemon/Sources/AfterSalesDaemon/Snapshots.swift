@@ -111,23 +111,20 @@ struct SnapshotJob: Sendable {
         let records = [try! header.serializedBytes() as [UInt8]].lazy
         // SnapshotItem's field 1 is the case: splice the directly encoded bytes.
         let caseRecords = casesInNumberOrder.lazy.map { stored -> [UInt8] in
-            var item: [UInt8] = []
-            ProtoWire.appendField(1, EncodedCase(stored).full, to: &item)
-            return item
+            ProtoWriter.bytes(capacity: EncodedCase.expectedBytes(stored) + 8) { $0.messageField(1) { $0.fullCase(stored) } }
         }
         let answerRecords = answers.lazy.map { answer -> [UInt8] in
             try! Aftersales_Storage_V1_SnapshotItem.with { $0.answer = answer }.serializedBytes()
         }
         // SnapshotItem field 3 is a KeptEvent: seq (1), topic (2), the published bytes (3).
         let eventRecords = events.lazy.map { event -> [UInt8] in
-            var kept: [UInt8] = []
-            kept.reserveCapacity(event.bytes.count + event.topic.utf8.count + 24)
-            ProtoWire.appendVarintField(1, event.seq, to: &kept)
-            ProtoWire.appendField(2, Array(event.topic.utf8), to: &kept)
-            ProtoWire.appendField(3, event.bytes, to: &kept)
-            var item: [UInt8] = []
-            ProtoWire.appendField(3, kept, to: &item)
-            return item
+            ProtoWriter.bytes(capacity: event.bytes.count + event.topic.utf8.count + 32) { w in
+                w.messageField(3) { kept in
+                    kept.varintField(1, event.seq)
+                    kept.stringField(2, event.topic, always: true)
+                    kept.bytesField(3, event.bytes)
+                }
+            }
         }
         return [AnySequence(records), AnySequence(caseRecords), AnySequence(answerRecords), AnySequence(eventRecords)].joined()
     }

@@ -64,24 +64,15 @@ enum WireAssembly {
 
     /// The same, with the judgement already serialized.
     static func mutationResponse(_ encoded: EncodedCase, judgementBytes judgement: [UInt8]?) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(encoded.full.count + 64)
-        ProtoWire.appendField(1, encoded.full, to: &bytes)
-        if let judgement { ProtoWire.appendField(2, judgement, to: &bytes) }
-        return bytes
+        ProtoWriter.bytes(capacity: encoded.full.count + (judgement?.count ?? 0) + 16) { w in
+            w.bytesField(1, encoded.full)
+            if let judgement { w.bytesField(2, judgement) }
+        }
     }
 
     /// A serialized `Judgement`, as responses carry it and idempotent answers keep it.
     static func judgement(_ judgement: Judgement) -> [UInt8] {
         try! Aftersales_V1_Judgement(judgement).serializedBytes()
-    }
-
-    /// GetCaseResponse: field 1 `case`.
-    static func getCaseResponse(_ encoded: EncodedCase) -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(encoded.full.count + 6)
-        ProtoWire.appendField(1, encoded.full, to: &bytes)
-        return bytes
     }
 
     /// A journal entry, written in one pass: the time, the announcements as they were
