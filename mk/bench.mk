@@ -3,7 +3,7 @@
 # alternating rounds, prints one table and writes bench/results/latest.md. It stops
 # everything it started. See bench/README.md.
 #
-#   make bench                 full run (under 15 minutes on 2 cores)
+#   make bench                 full run (about 23 minutes on 2 cores)
 #   make bench BENCH_QUICK=1   ~2-minute smoke run (small counts; writes latest-quick.md)
 
 DEB_PACKAGES += redis-server valgrind gcc libzmq3-dev pkg-config python3 curl
