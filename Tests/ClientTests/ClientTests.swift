@@ -270,8 +270,12 @@ struct ClientTests {
             let absent = await expectError(.unavailable) { try await nowhere.ping() }
             #expect(absent?.isNoAnswer == true)
 
-            // Cancelling the calling task ends the call at once with CANCELLED.
-            let slow = Task { try await client.ping(deadline: .seconds(30)) }
+            // Cancelling the calling task ends the call at once with CANCELLED. (A client of
+            // its own with attempts enough for 30 s: under a loaded test run the 100 ms
+            // sleep once outlasted the three attempts of `client`.)
+            let patient = try AfterSalesClient(endpoint: proxy.endpoint, configuration: .init(attemptTimeout: .milliseconds(250), maxAttempts: 120))
+            defer { patient.close() }
+            let slow = Task { try await patient.ping(deadline: .seconds(30)) }
             try await Task.sleep(for: .milliseconds(100))
             start = ContinuousClock.now
             slow.cancel()
