@@ -148,6 +148,23 @@ public struct CaseStore: Sendable {
         return outcomes
     }
 
+    /// Fires the deadline of one case if it is due at `now` and has not fired yet; nil
+    /// otherwise. A caller about to act on (or read) a case while a backlog of deadlines
+    /// is still being worked off calls this first, so that no call ever sees a step whose
+    /// time has passed: a proposal past `expires_at` is expired, whoever looks first (as
+    /// Redis expires a key on access as well as in its background cycle). O(1) when no
+    /// deadline anywhere is due.
+    public mutating func fireDeadlineIfDue(caseID: String, now: Millis) -> Outcome? {
+        guard let earliest = deadlines.earliestDueAt, earliest <= now,
+              let deadline = cases[caseID]?.deadline, deadline.dueAt <= now else { return nil }
+        let request = Request(caseID: caseID, actor: .system, actorID: "", command: .fireDeadline(deadline.kind))
+        // Cannot fail: the case's own deadline, and it is due. Its queue entry is now stale
+        // and is dropped when it reaches the top.
+        guard var outcome = try? apply(request, now: now) else { return nil }
+        outcome.firedDeadlineDueAt = deadline.dueAt
+        return outcome
+    }
+
     // MARK: - Reading
 
     /// The case with this id, if any.

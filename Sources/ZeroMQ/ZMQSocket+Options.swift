@@ -52,6 +52,12 @@ extension ZMQSocket {
     /// ROUTER only. When true, sending to an unknown routing id throws `EHOSTUNREACH`
     /// (`ZMQError.isHostUnreachable`) and a full peer queue makes `send` block/return
     /// false, instead of libzmq silently dropping the message (the default). Write-only.
+    /// ZMQ_AFFINITY: which of the context's I/O threads (bit i = thread i) serve the
+    /// connections made or accepted after this call; 0 = any.
+    public func setAffinity(_ ioThreadMask: UInt64) throws {
+        try setInt64(ZMQ_AFFINITY, "ZMQ_AFFINITY", Int64(bitPattern: ioThreadMask))
+    }
+
     public func setRouterMandatory(_ enabled: Bool) throws { try setInt32(ZMQ_ROUTER_MANDATORY, "ZMQ_ROUTER_MANDATORY", enabled ? 1 : 0) }
 
     /// When true, messages are queued only for completed connections: with no peer

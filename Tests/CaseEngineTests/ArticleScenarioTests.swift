@@ -151,6 +151,30 @@ import Testing
         #expect(offer.case.status == .merchantOfferPending)
     }
 
+    /// A call on a case whose proposal is past due, before the backlog reaches it, sees
+    /// it expired: the case's own deadline fires first, once, and the queue skips it later.
+    @Test func aDueDeadlineFiresForItsCaseAloneAndOnlyOnce() throws {
+        var (store, id) = try proposedCase()
+        var (other, _) = (store, id)
+        let due = t0 + 12 * TimeSpan.hour
+        let early = store.fireDeadlineIfDue(caseID: id, now: due - 1)
+        #expect(early == nil, "not before its time")
+        let unknown = store.fireDeadlineIfDue(caseID: "AS9999999999", now: due)
+        #expect(unknown == nil, "no such case")
+        let fired = try #require({ store.fireDeadlineIfDue(caseID: id, now: due + 5) }())
+        #expect(fired.announcements.map(\.topic) == [.proposalExpired])
+        #expect(fired.firedDeadlineDueAt == due && fired.case.proposal?.state == .expired)
+        #expect(store[id]?.status == .awaitingMerchantReview)
+        // Exactly what the queue would have done at that instant.
+        let queued = other.fireDueDeadlines(now: due + 5)
+        #expect(queued.first?.case == fired.case)
+        let again = store.fireDeadlineIfDue(caseID: id, now: due + 6)
+        #expect(again == nil, "fired once")
+        let later = store.fireDueDeadlines(now: due + 7)
+        #expect(later.isEmpty, "its queue entry is stale now")
+        #expect(store.nextDeadline == due + 5 + 48 * TimeSpan.hour, "the merchant's review clock runs again")
+    }
+
     @Test func expiryFiredLateAtStartUpIsMarkedLate() throws {
         var (store, id) = try proposedCase()
         let due = t0 + 12 * TimeSpan.hour

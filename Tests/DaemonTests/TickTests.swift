@@ -55,6 +55,63 @@ final class ManualClock: DaemonClock {
         #expect(notice.seq == 3 && notice.case.status == .awaitingMerchantReview)
     }
 
+    /// While calls arrive, a burst of due deadlines is worked off at --deadline-rate (here
+    /// one), and the loop rests between; a call on an overdue case fires that case's
+    /// deadline first, so it never acts on a proposal past its time; with no calls the
+    /// rest fire at once, none twice.
+    @Test func aBurstOfDeadlinesYieldsToCallsWhichSeeTheirCaseExpired() throws {
+        let clock = ManualClock(Self.start)
+        var config = DaemonConfig()
+        config.dataDirectory = temporaryDataDirectory()
+        config.snapshotIntervalMs = 0
+        config.deadlineRatePerSecond = 1
+        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        let created = try core.tick(try (0..<20).map { try call(.createCase, interventionCase(order: "RATE-\($0)"), id: UInt64($0)) })
+        let ids = try created.replies.map {
+            try ResponseEnvelope(serializedBytes: $0.body).decodedPayload(as: Aftersales_V1_CreateCaseResponse.self).case.caseID
+        }
+        #expect(ids.count == 20)
+        clock.advance(by: 12 * 3_600_000)
+        func expired(_ output: TurnOutput) throws -> [String] {
+            try output.events.filter { $0.topic == "proposal.expired" }.map { try EventEnvelope(serializedBytes: $0.bytes).caseID }
+        }
+
+        let read = try core.tick([try call(.getCase, Aftersales_V1_GetCaseRequest.with { $0.caseID = ids[9] }, id: 100)])
+        let seen = try ResponseEnvelope(serializedBytes: try #require(read.replies.first).body).decodedPayload(as: Aftersales_V1_GetCaseResponse.self).case
+        #expect(seen.status == .awaitingMerchantReview && seen.proposal.state == .expired, "the read fired its case's deadline first")
+        var fired = try expired(read)
+        #expect(fired.first == ids[9] && fired.count == 2, "its own, then one from the queue (the bucket holds one)")
+        #expect(core.pollTimeout(now: clock.now()) >= 1, "the loop rests instead of spinning on the backlog")
+
+        let accept = Aftersales_V1_RespondToProposalRequest.with { $0.caseID = ids[15]; $0.consumerID = "C1"; $0.decision = .accept }
+        let late = try core.tick([try call(.respondToProposal, accept, id: 101)])
+        let refused = try ResponseEnvelope(serializedBytes: try #require(late.replies.first).body)
+        #expect(refused.code == .failedPrecondition, "accepting after expires_at is refused, backlog or not: \(refused.message)")
+        fired += try expired(late)
+        #expect(fired.contains(ids[15]) && fired.count <= 4)
+
+        core.lastCallAt = 0  // no call for a long while: deadlines fire as fast as they can (a slice a turn)
+        for _ in 0..<100 where (core.nextDeadline ?? .max) <= clock.now() {
+            #expect(core.pollTimeout(now: clock.now()) == 0, "no rest without calls")
+            fired += try expired(core.tick())
+        }
+        #expect(fired.sorted() == ids.sorted(), "every proposal expired exactly once")
+    }
+
+    /// A turn that has calls and a deadline backlog answers the calls before the slice.
+    @Test func callsAreAnsweredBeforeADeadlineSlice() throws {
+        let clock = ManualClock(Self.start)
+        let core = try core(clock)
+        _ = try core.tick(try (0..<3).map { try call(.createCase, interventionCase(order: "FIRST-\($0)"), id: UInt64($0)) })
+        clock.advance(by: 12 * 3_600_000)
+        core.receive(try call(.ping, Aftersales_V1_PingRequest(), id: 50))
+        var sent: [TurnOutput] = []
+        try core.finishTurn { sent.append($0) }
+        #expect(sent.count == 2)
+        #expect(sent.first?.replies.count == 1 && sent.first?.events.isEmpty == true, "the reply leaves before any firing")
+        #expect(sent.last?.replies.isEmpty == true && sent.last?.events.map(\.topic) == Array(repeating: "proposal.expired", count: 3))
+    }
+
     @Test func refusalsAndRepliesKeepTheCallersOrder() throws {
         let core = try core(ManualClock(Self.start))
         let output = try core.tick([

@@ -26,6 +26,9 @@ public struct DaemonConfig: Sendable {
     /// CPU time one turn of the loop may spend firing deadlines (µs): a burst of expiries
     /// is worked off between batches of calls instead of stalling them.
     public var deadlineBudgetMicroseconds: UInt64 = 250
+    /// Most deadlines fired per second while calls arrive: a burst due together is worked
+    /// off at this rate instead of holding the machine. 0 = as fast as the loop can.
+    public var deadlineRatePerSecond = 15_000
     /// Announcements published per turn of the loop, at least (or twice what the loop
     /// announced since the last turn, when more): a sync that makes a burst of expiries
     /// durable at once releases them a slice per turn, between batches of calls, instead

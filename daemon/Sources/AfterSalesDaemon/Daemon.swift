@@ -76,7 +76,9 @@ public final class Daemon: @unchecked Sendable {
     /// Throws `BindFailure` when a socket cannot be bound, `RecoveryFailure` when the data
     /// directory cannot be read, a storage error when the journal cannot be written.
     public func run() throws {
-        let context = try ZMQContext()
+        // Two I/O threads: calls on one, announcements on the other, so a burst of
+        // announcements (100 000 expiries) never queues a reply behind its TCP writes.
+        let context = try ZMQContext(ioThreads: 2)
         // With CURVE, the ZAP handler must be bound before any CURVE socket takes a peer.
         let curve = config.curveSecretKey
         let zap = curve == nil ? nil : try ZMQSocket(context, .rep)
@@ -97,6 +99,8 @@ public final class Daemon: @unchecked Sendable {
         // a RESOURCE_EXHAUSTED answer instead of silence. What libzmq does drop shows only
         // as a disconnect on the socket's monitor, which is counted.
         try router.setMaxMessageSize(Int64(config.maxMessageBytes) * 16 + 65_536)
+        try router.setAffinity(0b01)
+        try publisher.setAffinity(0b10)
         try router.setRouterMandatory(true)
         try router.setSendHighWaterMark(0)
         try router.setReceiveHighWaterMark(0)
@@ -197,7 +201,7 @@ public final class Daemon: @unchecked Sendable {
                         core.receive(frames, caller: caller)
                     }
                 }
-                send(try core.finishTurn())
+                try core.finishTurn(send: send)
                 if !stopping, let more = core.housekeeping(now: core.clock.now()) { send(more) }
                 if let metrics, now >= metricsPublishedAt + config.metricsPublishIntervalMs {
                     metricsPublishedAt = now

@@ -56,6 +56,12 @@ final class DaemonCore {
     var batch = Batch()
     /// Durable announcements left for the next turn (over `maxPublishedPerTurn`): the loop does not sleep.
     private(set) var publishBacklog = false
+    /// Deadlines that may still fire before the rate limit rests them, in millionths.
+    private var deadlineCredit: Int64 = 0
+    /// When the credit was last filled (monotonic ns).
+    private var deadlineCreditAt: UInt64 = 0
+    /// When the last call was received (monotonic ns): deadlines yield to calls.
+    var lastCallAt: UInt64 = 0
     /// The last sequence number made when announcements were last released.
     private var seqAtLastRelease: UInt64 = 0
     /// The clients file as last read well; nil when the daemon authenticates no one.
@@ -145,7 +151,16 @@ final class DaemonCore {
     func pollTimeout(now: Millis) -> Int {
         if publishBacklog { return 0 }
         var wakeAt = now + 1_000
-        if let due = nextDeadline { wakeAt = min(wakeAt, due) }
+        if let due = nextDeadline {
+            if due <= now, deadlineCredit < Self.oneDeadline, config.deadlineRatePerSecond > 0,
+               monotonicNanoseconds() &- lastCallAt < 100_000_000 {
+                // Overdue deadlines out of credit rest until one more may fire (whole ms, rounded up).
+                let restingMs = (Self.oneDeadline - deadlineCredit) * 1_000 / Self.oneDeadline / Int64(config.deadlineRatePerSecond)
+                wakeAt = min(wakeAt, now + restingMs + 1)
+            } else {
+                wakeAt = min(wakeAt, due)
+            }
+        }
         if config.snapshotIntervalMs > 0 { wakeAt = min(wakeAt, snapshots.lastAt + config.snapshotIntervalMs) }
         return Int(max(0, wakeAt - now))
     }
@@ -252,6 +267,7 @@ final class DaemonCore {
     /// `client` may do; a cluster member authorizes before it routes to the shard).
     func receive(_ method: Method, _ envelope: RequestEnvelope, routing: ArraySlice<Frame>, client: String?, identity: Caller?,
                  started: UInt64) {
+        lastCallAt = started
         let receivedAt = clock.now()
         if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
             batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
@@ -269,6 +285,7 @@ final class DaemonCore {
             if envelope.deadlineMs > 0, clock.now() - receivedAt >= Int64(clamping: envelope.deadlineMs) {
                 throw RPCError(.deadlineExceeded, "the call's deadline of \(envelope.deadlineMs) ms passed before it was applied; nothing was changed")
             }
+            if let due = nextDeadline, due <= clock.now() { fireDeadlineOfTouchedCase(method, envelope.payload) }
             if method.isMutating {
                 let (answer, change) = try CaseService.mutate(method, envelope, store: &store, idempotency: idempotency,
                                                               caller: caller, now: clock.now())
@@ -305,12 +322,35 @@ final class DaemonCore {
         }
     }
 
+    /// While deadlines are overdue (a burst worked off a slice at a time), the case a call
+    /// names has its own due deadline fired first, journaled and announced like any other
+    /// firing: the call then sees the case as it is after its deadline, never a proposal
+    /// still pending past `expires_at`. Decoding the request twice costs only in a backlog.
+    private func fireDeadlineOfTouchedCase(_ method: Method, _ payload: Data) {
+        let caseID: String?
+        switch method {
+        case .getCase: caseID = try? CaseService.caseIDOfGetCase(payload)
+        case .evaluateIntervention: caseID = try? CaseService.decode(Aftersales_V1_EvaluateInterventionRequest.self, payload).caseID
+        case _ where method.isMutating: caseID = try? CaseService.mutation(method, payload).request.caseID
+        default: caseID = nil
+        }
+        guard let caseID, !caseID.isEmpty else { return }
+        let now = clock.now()
+        guard let outcome = store.fireDeadlineIfDue(caseID: caseID, now: now) else { return }
+        if let due = outcome.firedDeadlineDueAt { tally?.deadlineFired(lateByMs: now - due) }
+        record(Change(outcome: outcome, encoded: EncodedCase(outcome.case), answer: nil, at: now))
+    }
+
     /// The earliest deadline. Read through `inout` because reading a struct stored in a
     /// class copies it whole (a retain and a release of each of the store's fields, three
     /// times a turn in callgrind); an inout access reads it in place.
-    private var nextDeadline: Millis? { Self.nextDeadline(&store) }
+    var nextDeadline: Millis? { Self.nextDeadline(&store) }
 
     private static func nextDeadline(_ store: inout CaseStore) -> Millis? { store.nextDeadline }
+
+    /// One deadline's worth of credit (the credit counts millionths, so the refill of a
+    /// short turn is not lost to rounding).
+    private static let oneDeadline: Int64 = 1_000_000
 
     /// Journals one change and numbers its announcements, which wait for the disk.
     private func record(_ change: Change) {
@@ -328,17 +368,39 @@ final class DaemonCore {
     }
 
     /// Deadlines that came due fire as SYSTEM commands, in due order. A backlog (a burst
-    /// of expiries due together) is worked off a slice per turn, so calls keep being
-    /// answered between slices; the poll timeout is zero while any is still due. At
+    /// of expiries due together) is worked off a slice per turn, and while calls arrive at
+    /// most --deadline-rate a second, so calls keep being answered between slices. At
     /// start-up every due deadline was missed while the daemon was down: all fire at
     /// once, before any call, and say so (`late`); later the engine marks late only those
     /// fired past its tolerance.
     func fireDueDeadlines(missedWhileDown: Bool = false) {
         let started = monotonicNanoseconds()
         let budget = missedWhileDown ? UInt64.max : config.deadlineBudgetMicroseconds * 1_000
+        let rate = Int64(config.deadlineRatePerSecond)
+        // Deadlines yield to calls. While calls arrive (one in the last 100 ms), a token
+        // bucket holds deadlines to --deadline-rate a second: it fills at that rate, up
+        // to 100 ms worth (what a steady stream bunches into while the loop is held up),
+        // and each firing spends one. What comes due more slowly fires on time; a burst
+        // (a sale's proposals expiring together, a daemon that was paused) is worked off
+        // at that rate. Each firing costs the loop, libzmq's I/O thread and every
+        // subscriber: at full speed a burst holds every thread of a 2-core machine, and
+        // calls wait in the run queue (Redis' active expiry keeps to 25% of its CPU for
+        // the same reason). A call that touches an overdue case fires its deadline first
+        // (fireDeadlineOfTouchedCase). With no calls, deadlines fire as fast as they can.
+        let rationed = !missedWhileDown && rate > 0 && started &- lastCallAt < 100_000_000
+        if rate > 0 {
+            let elapsed = Int64(clamping: min(started &- deadlineCreditAt, 1_000_000_000))
+            deadlineCredit = min(max(Self.oneDeadline, rate * Self.oneDeadline / 10), deadlineCredit + elapsed * rate / 1_000)
+            deadlineCreditAt = started
+        }
+        if rationed && deadlineCredit < Self.oneDeadline { return }
         while let due = nextDeadline, due <= clock.now(), monotonicNanoseconds() - started < budget {
             let now = clock.now()
-            for var outcome in store.fireDueDeadlines(now: now, limit: 16) {
+            let limit = rationed ? Int(min(16, deadlineCredit / Self.oneDeadline)) : 16
+            if limit == 0 { break }
+            let outcomes = store.fireDueDeadlines(now: now, limit: limit)
+            if rationed { deadlineCredit -= Int64(outcomes.count) * Self.oneDeadline }
+            for var outcome in outcomes {
                 if let due = outcome.firedDeadlineDueAt { tally?.deadlineFired(lateByMs: now - due) }
                 if missedWhileDown {
                     for i in outcome.announcements.indices { outcome.announcements[i].late = true }

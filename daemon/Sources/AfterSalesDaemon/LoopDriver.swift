@@ -29,8 +29,9 @@ protocol LoopDriver: AnyObject {
     func answerZAP(_ request: [Frame]) -> [Frame]
     /// One call from the ROUTER socket.
     func receive(_ frames: [Frame], caller: String?)
-    /// The rest of the turn: due deadlines, the commit, the replies and announcements to send.
-    func finishTurn() throws -> TurnOutput
+    /// The rest of the turn: due deadlines, the commit, the replies and announcements,
+    /// given to `send` (more than once when calls are answered before a deadline slice).
+    func finishTurn(send: (TurnOutput) -> Void) throws
     /// Between turns: snapshots to start, and (cluster) leases, claims and loaded shards.
     func housekeeping(now: Millis) -> TurnOutput?
     /// Stopping: final snapshots, closed logs.
@@ -40,10 +41,17 @@ protocol LoopDriver: AnyObject {
 }
 
 extension DaemonCore: LoopDriver {
-    func finishTurn() throws -> TurnOutput {
+    func finishTurn(send: (TurnOutput) -> Void) throws {
+        if !batch.replies.isEmpty, let due = nextDeadline, due <= clock.now() {
+            // A backlog of deadlines is being worked off: the turn's calls are committed and
+            // answered first, so none waits behind the slice that follows (one more write,
+            // and under --fsync always one more sync, per turn of a backlog only).
+            try commit()
+            send(takeOutput())
+        }
         fireDueDeadlines()
         try commit()
-        return takeOutput()
+        send(takeOutput())
     }
 
     func housekeeping(now: Millis) -> TurnOutput? {

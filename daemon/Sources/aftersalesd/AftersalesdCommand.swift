@@ -87,6 +87,8 @@ struct AftersalesdCommand: ParsableCommand {
     var slowCallThreshold: String?
     @Option(help: "Most time one turn of the loop spends firing due deadlines before it answers calls again (50us–100ms): a burst of expiries is worked off in slices between batches of calls. (env AFTERSALES_DEADLINE_SLICE, default 250us)")
     var deadlineSlice: String?
+    @Option(help: "Most deadlines fired per second while calls arrive: what comes due more slowly fires on time, a burst due together (a sale's proposals expiring, a daemon that was paused) is worked off at this rate so that calls, subscribers and libzmq keep the machine; a call on an overdue case fires its deadline first; with no calls deadlines fire as fast as they can. 0 = no limit. (env AFTERSALES_DEADLINE_RATE, default 15000)")
+    var deadlineRate: Int?
     @Option(help: "Slow calls kept, newest first. (env AFTERSALES_SLOW_CALL_LOG_SIZE, default 128)")
     var slowCallLogSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
@@ -212,6 +214,10 @@ struct AftersalesdCommand: ParsableCommand {
                 throw ValidationError("--deadline-slice: '\(text)' is not a duration between 50us and 100ms (e.g. 250us, 1ms)")
             }
             config.deadlineBudgetMicroseconds = UInt64(us)
+        }
+        if let v = try integer(deadlineRate, "DEADLINE_RATE", "deadline-rate") {
+            guard v >= 0, v <= 10_000_000 else { throw ValidationError("--deadline-rate: \(v) is not a rate between 0 (no limit) and 10000000 deadlines a second") }
+            config.deadlineRatePerSecond = v
         }
         if let v = try integer(slowCallLogSize, "SLOW_CALL_LOG_SIZE", "slow-call-log-size") {
             guard v >= 1, v <= 100_000 else { throw ValidationError("--slow-call-log-size: must be between 1 and 100000") }

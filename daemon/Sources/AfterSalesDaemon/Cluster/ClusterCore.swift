@@ -266,7 +266,12 @@ final class ClusterCore: LoopDriver {
     /// routing id, so these replies are told apart from callers' and never sent.
     private static func memberRouting(_ shard: UInt64) -> ArraySlice<Frame> { [] }
 
-    func finishTurn() throws -> TurnOutput {
+    func finishTurn(send: (TurnOutput) -> Void) throws {
+        // One PostgreSQL transaction per turn: the calls and the deadlines commit together.
+        send(finishTurn())
+    }
+
+    private func finishTurn() -> TurnOutput {
         if batch.replies.isEmpty { leaseValid = monotonicNanoseconds() < leaseValidUntil }
         if leaseValid {
             for served in shards.values { served.core.fireDueDeadlines() }
