@@ -178,3 +178,29 @@ final class ManualClock: DaemonClock {
         #expect(published == 200 && core.pollTimeout(now: clock.now()) > 0)
     }
 }
+
+/// The snapshot thread runs under SCHED_IDLE and is lifted to nice 19 once starved.
+@Suite struct SnapshotSchedulingTests {
+    @Test func theSnapshotThreadIdlesUntilStarvedThenRunsAtNice19() throws {
+        let scheduling = SnapshotScheduling()
+        let policies = Mutex<[Int32]>([])
+        let lifted = DispatchSemaphore(value: 0), checked = DispatchSemaphore(value: 0), started = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            scheduling.yieldToEveryOtherThread()
+            policies.withLock { $0.append(sched_getscheduler(0)) }
+            started.signal()
+            lifted.wait()
+            let policy = sched_getscheduler(0), nice = Int32(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0))
+            policies.withLock { $0 += [policy, nice] }
+            checked.signal()
+        }
+        thread.start()
+        started.wait()
+        let now = monotonicNanoseconds()
+        scheduling.liftIfStarved(nowNanoseconds: now)  // not starved yet: stays idle
+        scheduling.liftIfStarved(nowNanoseconds: now + SnapshotScheduling.starvedAfterNanoseconds + 1_000_000_000)
+        lifted.signal()
+        checked.wait()
+        #expect(policies.withLock { $0 } == [5 /* SCHED_IDLE */, Int32(SCHED_OTHER), 19])
+    }
+}
