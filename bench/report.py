@@ -292,6 +292,19 @@ if pes and (lua_es or lua_al or pg):
         r = ratio(ours_c, peer, "calls_per_s")
         row(f"10 … aftersalesd --fsync {fsync}, every call a CreateCase (the peer's work) vs the same",
             cps(ours_c), cps(peer), fr(r), f"≥ {tgt}× (like for like)", (r[0] >= tgt) if r[0] else None)
+    # What each server spends per call, its driver aside: on 2 shared cores the calls per
+    # second also pay for the driver (aftersales-bench's 50 DEALERs cost more than
+    # redis-benchmark's 50 plain TCP connections), so this is the servers' own ratio.
+    for ours_c, peer, fsync, peer_name in [(pesc, lua_es, "everysec", "Redis 7 + Lua (AOF everysec)"),
+                                           (palc, lua_al, "always", "Redis 7 + Lua (AOF always)"),
+                                           (palc, pg, "always", "PostgreSQL 15 (all its processes)")]:
+        if ours_c and peer:
+            theirs, mine = med(x.get("server_cpu_us_per_call") for x in peer), med(x.get("server_cpu_us_per_call") for x in ours_c)
+            if theirs and mine:
+                row(f"10 server CPU time per CreateCase (µs): aftersalesd --fsync {fsync} vs {peer_name} (the servers' own work; "
+                    f"drivers: aftersales-bench {fmt(med(x.get('cpu_us_per_call') for x in ours_c))} µs, "
+                    f"{'redis-benchmark ' + fmt(med(x.get('cpu_us_per_call') for x in peer)) + ' µs' if peer is not pg else 'pgbench not measured'} per call)",
+                    fmt(mine), fmt(theirs), f"{theirs / mine:.2f}× (theirs ÷ ours)", "", None)
     for name, items in [("everysec", pes), ("everysec, CreateCase only", pesc), ("always", pal), ("always, CreateCase only", palc)]:
         notes.append(f"peers, aftersalesd {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
                      f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs; errors {sum(x.get('errors', 0) for x in items)}")
