@@ -190,6 +190,13 @@ if tcl and tsolo:
     row("8 mutating calls/s, 50 callers: 2 members + 1 PostgreSQL vs a daemon on its own (--fsync always)",
         fmt(med(x["calls_per_s"] for x in tcl)), fmt(med(x["calls_per_s"] for x in tsolo)), fr(r), "≥ 0.7×",
         (r[0] >= 0.7) if r[0] else None)
+    theirs, mine = med(x.get("server_cpu_us_per_call") for x in tcl), med(x.get("server_cpu_us_per_call") for x in tsolo)
+    if theirs and mine:
+        # Where the 2 cores go: the same calls cost the cluster (both members and every
+        # PostgreSQL process) this much more CPU than the daemon on its own, the driver aside.
+        row("8 server CPU time per mutating call (µs): 2 members + PostgreSQL (all its processes) vs a daemon on its own "
+            f"(drivers: {fmt(med(x.get('cpu_us_per_call') for x in tcl))} µs and {fmt(med(x.get('cpu_us_per_call') for x in tsolo))} µs per call)",
+            fmt(theirs), fmt(mine), f"{theirs / mine:.2f}×", "", None)
 for x in pick("failover-notices"):
     row(f"8 notices across a failover: {x['cases']} proposals, {x['moved_cases']} on the killed member's shards (lease {x['lease_ttl']}): "
         f"lateness of theirs p99 / max (ms)", f"{x['moved_p99_ms']:,} / {x['moved_max_ms']:,}",

@@ -258,6 +258,7 @@ if [[ " $ONLY " == *" cluster "* ]]; then
   PG_DIR="$(mktemp -u /tmp/aftersales-bench-pg.XXXXXX)"
   PG_LINE="$("$ROOT/scripts/pg-throwaway" start --owner-pid $$ "$PG_DIR")"
   PG_URL="${PG_LINE%% *}"
+  PG_PID="${PG_LINE#* pid=}"; PG_PID="${PG_PID%% *}"
   "$DAEMON" cluster init --shards 16 "$PG_URL" >&2
   start_daemon c1 "$WORK/c1" --cluster "$PG_URL" --member-name c1
   start_daemon c2 "$WORK/c2" --cluster "$PG_URL" --member-name c2
@@ -269,8 +270,10 @@ if [[ " $ONLY " == *" cluster "* ]]; then
   for ((r = 1; r <= ROUNDS; r++)); do
     record $r "$("$BENCH" latency --endpoint "$OWNER_C" --target cluster --case-id "$CASE_C" --count $LAT_COUNT --seconds $LAT_SECONDS)"
     record $r "$("$BENCH" latency --endpoint "$RPC_solo" --target solo-always --case-id "$CASE_SOLO" --count $LAT_COUNT --seconds $LAT_SECONDS)"
-    record $r "$("$BENCH" throughput --endpoint "$RPC_c1" --cluster --label cluster --connections 50 --inflight 1 --seconds $TP_SECONDS)"
-    record $r "$("$BENCH" throughput --endpoint "$RPC_solo" --label solo-always --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_c1" --cluster --label cluster --connections 50 --inflight 1 --seconds $TP_SECONDS \
+      --server-pid "${PID_OF[c1]}" --server-pid "${PID_OF[c2]}" --server-pid "$PG_PID")"
+    record $r "$("$BENCH" throughput --endpoint "$RPC_solo" --label solo-always --connections 50 --inflight 1 --seconds $TP_SECONDS \
+      --server-pid "${PID_OF[solo]}")"
   done
   stop_named c1; stop_named c2; stop_named solo
   "$ROOT/scripts/pg-throwaway" stop "$PG_DIR" >&2

@@ -36,6 +36,23 @@ func processCPUNanos(pid: Int32) -> UInt64? {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// CPU time (user + system, ns) of the processes `pids` and of their children, from
+/// /proc/N/stat in clock ticks: a daemon, or a PostgreSQL postmaster with its backends.
+func processTreeCPUNanos(_ pids: [Int32]) -> UInt64 {
+    let ticksPerSecond = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+    var ticks: UInt64 = 0
+    let roots = Set(pids)
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { continue }
+        // After "pid (comm) ": state ppid … utime(12th) stime(13th).
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let ppid = Int32(fields[1]) else { continue }
+        if roots.contains(pid) || roots.contains(ppid) { ticks += (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0) }
+    }
+    return ticks * 1_000_000_000 / ticksPerSecond
+}
+
 /// CLOCK_REALTIME in microseconds since the epoch (the daemon's expires_at_ms is on this clock).
 @inline(__always)
 func wallMicros() -> Int64 {

@@ -139,8 +139,8 @@ struct Throughput: ParsableCommand {
     var cluster = false
     @Flag(help: "Every call is a CreateCase of a new order line (no MerchantAgree): the work of row 10's Redis+Lua and PostgreSQL peers.")
     var createOnly = false
-    @Option(help: "The server's pid: report its CPU time per call over the measured seconds (server_cpu_us_per_call).")
-    var serverPid: Int32?
+    @Option(help: "A server process (repeatable; a process's children count with it, e.g. a PostgreSQL postmaster's backends): report their CPU time per call over the measured seconds (server_cpu_us_per_call).")
+    var serverPid: [Int32] = []
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
@@ -218,11 +218,11 @@ struct Throughput: ParsableCommand {
             let now0 = monoNanos()
             if now0 >= measureFrom && cpuAtFrom == nil {
                 cpuAtFrom = processCPUNanos()
-                if let serverPid { serverCPUFrom = processCPUNanos(pid: serverPid) }
+                if !serverPid.isEmpty { serverCPUFrom = processTreeCPUNanos(serverPid) }
             }
             if now0 >= measureTo && cpuAtTo == nil {
                 cpuAtTo = processCPUNanos()
-                if let serverPid { serverCPUTo = processCPUNanos(pid: serverPid) }
+                if !serverPid.isEmpty { serverCPUTo = processTreeCPUNanos(serverPid) }
             }
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }

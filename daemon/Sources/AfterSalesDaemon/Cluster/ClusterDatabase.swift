@@ -207,10 +207,14 @@ final class ClusterDatabase {
     /// epoch. Returns the shards whose fence failed (then nothing was written at all and
     /// the caller retries without them); empty when the records are committed.
     ///
-    /// One statement, so one round trip and its own transaction: the fence UPDATE takes
-    /// the shards' row locks and counts the rows still ours; the INSERT writes only when
-    /// that count is every shard of the batch. (A claim of one of these shards waits for
-    /// the locks, so it sees the records, or the UPDATE sees the claim's new epoch.)
+    /// One statement, so one round trip and its own transaction: the fence SELECT … FOR
+    /// SHARE locks the shards' rows and counts those still ours; the INSERT writes only
+    /// when that count is every shard of the batch. (A claim of one of these shards, an
+    /// UPDATE, waits for the locks, so it sees the records; or the fence waits for the
+    /// claim and then sees its new epoch.) A share lock rather than an UPDATE: the UPDATE
+    /// wrote a new version of each shard's row on every commit, a dead tuple per shard and
+    /// turn for vacuum (PostgreSQL's CPU per call 59 → 55 µs in the cluster benchmark).
+    /// `committed_at` is now written by snapshots only.
     func commit(member: String, batches: [ShardBatch]) throws -> Set<UInt64> {
         let owned = Dictionary(uniqueKeysWithValues: batches.map { ($0.shard, $0.epoch) })
         let (shards, epochs) = Self.arrays(owned)
@@ -239,9 +243,9 @@ final class ClusterDatabase {
             """
         let result = try connection.executePrepared("""
             WITH fence AS (
-              UPDATE aftersales_shards SET committed_at = now()
+              SELECT shard FROM aftersales_shards
               WHERE owner = $1 AND (shard, epoch) IN (SELECT * FROM unnest($2::int[], $3::bigint[]))
-              RETURNING shard),
+              FOR SHARE),
             written AS (
               INSERT INTO aftersales_journal (shard, seq, epoch, record)
               SELECT * FROM (VALUES \(values.joined(separator: ", "))) AS v
