@@ -124,6 +124,27 @@ import Testing
         }
     }
 
+    /// The reply around cached bytes is the reply written from the case, byte for byte;
+    /// the cache answers a case at the version it holds and re-encodes one that changed.
+    @Test func getCaseRepliesFromTheCacheAreTheCaseAtItsVersion() throws {
+        var cache = EncodedCaseCache()
+        for c in try WireEncodingTests().casesAlongEveryPath() {
+            #expect(WireAssembly.getCaseReply(requestID: 7, caseBytes: cache.encoded(c)) == WireAssembly.getCaseReply(requestID: 7, c))
+        }
+        var c = try #require(try WireEncodingTests().casesAlongEveryPath().first)
+        let first = cache.encoded(c)
+        cache.keep(c, EncodedCase(c))
+        #expect(cache.encoded(c) == first)
+        c.version += 1
+        c.orderID = "changed"
+        #expect(try Aftersales_V1_Case(serializedBytes: cache.encoded(c)).orderID == "changed", "a newer version is encoded afresh")
+        // Another case on the same slot replaces it; the first is encoded again, correctly.
+        var neighbour = c
+        neighbour.caseID = "AS" + String(format: "%010d", (CaseStore.caseNumber(of: c.caseID) ?? 0) + UInt64(EncodedCaseCache.slotCount))
+        #expect(try Aftersales_V1_Case(serializedBytes: cache.encoded(neighbour)).caseID == neighbour.caseID)
+        #expect(try Aftersales_V1_Case(serializedBytes: cache.encoded(c)).caseID == c.caseID)
+    }
+
     @Test func getCaseRequestReadOffTheWireOrDecoded() throws {
         let plain: [UInt8] = try Aftersales_V1_GetCaseRequest.with { $0.caseID = "AS0000000042" }.serializedBytes()
         #expect(try CaseService.caseIDOfGetCase(Data(plain)) == "AS0000000042")

@@ -54,6 +54,8 @@ final class DaemonCore {
     let requestShape: RequestShape
     /// What the turn in hand will send once it is durable.
     var batch = Batch()
+    /// Cases lately written or read, encoded: what GetCase answers with.
+    var encodedCases = EncodedCaseCache()
     /// Durable announcements left for the next turn (over `maxPublishedPerTurn`): the loop does not sleep.
     private(set) var publishBacklog = false
     /// Deadlines that may still fire before the rate limit rests them, in millionths.
@@ -269,7 +271,8 @@ final class DaemonCore {
                  started: UInt64) {
         lastCallAt = started
         let receivedAt = clock.now()
-        if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
+        if var result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
+            if case .found(let found) = result { result = .foundEncoded(encodedCases.encoded(found)) }
             batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
                         request: envelope, client: client)
         }
@@ -354,6 +357,7 @@ final class DaemonCore {
 
     /// Journals one change and numbers its announcements, which wait for the disk.
     private func record(_ change: Change) {
+        encodedCases.keep(change.outcome.case, change.encoded)
         let events = announcements.announce(change.outcome, at: change.at, caseBytes: change.encoded.summaryBytes, record: journal.nextSequence)
         if let answer = change.answer { idempotency.remember(answer) }
         do {
@@ -451,6 +455,8 @@ enum CallAnswer {
     case success([UInt8])
     /// GetCase's answer: the case, written straight into the reply's envelope.
     case found(Case)
+    /// GetCase's answer: the case already encoded (`EncodedCase.full`).
+    case foundEncoded([UInt8])
     case failure(RPCError)
     /// A remembered answer given again: OK, with a message when the case has moved on.
     case replayed([UInt8], message: String)
@@ -484,6 +490,9 @@ struct Batch {
             code = .ok
         case .found(let found):
             body = WireAssembly.getCaseReply(requestID: requestID, found)
+            code = .ok
+        case .foundEncoded(let caseBytes):
+            body = WireAssembly.getCaseReply(requestID: requestID, caseBytes: caseBytes)
             code = .ok
         case .failure(let error):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: error.code, message: error.message, payload: [UInt8]())
