@@ -383,8 +383,8 @@ final class DaemonCore {
         let rate = Int64(config.deadlineRatePerSecond)
         // Deadlines yield to calls. While calls arrive (one in the last 100 ms), a token
         // bucket holds deadlines to --deadline-rate a second: it fills at that rate, up
-        // to 100 ms worth (what a steady stream bunches into while the loop is held up),
-        // and each firing spends one. What comes due more slowly fires on time; a burst
+        // to 10 ms worth, and each firing spends one. (100 ms worth let the first calls
+        // after a pause meet 1 500 deadlines fired at full speed: GetCase p99 1.7–3×.) What comes due more slowly fires on time; a burst
         // (a sale's proposals expiring together, a daemon that was paused) is worked off
         // at that rate. Each firing costs the loop, libzmq's I/O thread and every
         // subscriber: at full speed a burst holds every thread of a 2-core machine, and
@@ -394,7 +394,7 @@ final class DaemonCore {
         let rationed = !missedWhileDown && rate > 0 && started &- lastCallAt < 100_000_000
         if rate > 0 {
             let elapsed = Int64(clamping: min(started &- deadlineCreditAt, 1_000_000_000))
-            deadlineCredit = min(max(Self.oneDeadline, rate * Self.oneDeadline / 10), deadlineCredit + elapsed * rate / 1_000)
+            deadlineCredit = min(max(Self.oneDeadline, rate * Self.oneDeadline / 100), deadlineCredit + elapsed * rate / 1_000)
             deadlineCreditAt = started
         }
         if rationed && deadlineCredit < Self.oneDeadline { return }
