@@ -137,12 +137,7 @@ public struct CaseStore: Sendable {
         while outcomes.count < limit, let top = deadlines.earliest, top.dueAt <= now {
             _ = deadlines.popEarliest()
             guard isLive(top) else { continue }
-            let request = Request(caseID: top.caseID, actor: .system, actorID: "", command: .fireDeadline(top.kind))
-            // Cannot fail: a live entry is the case's current deadline and it is due.
-            if var outcome = try? apply(request, now: now) {
-                outcome.firedDeadlineDueAt = top.dueAt
-                outcomes.append(outcome)
-            }
+            if let outcome = fire(Deadline(kind: top.kind, dueAt: top.dueAt), of: top.caseID, now: now) { outcomes.append(outcome) }
         }
         discardStaleDeadlines()
         return outcomes
@@ -157,9 +152,14 @@ public struct CaseStore: Sendable {
     public mutating func fireDeadlineIfDue(caseID: String, now: Millis) -> Outcome? {
         guard let earliest = deadlines.earliestDueAt, earliest <= now,
               let deadline = cases[caseID]?.deadline, deadline.dueAt <= now else { return nil }
+        // Its queue entry is now stale and is dropped when it reaches the top.
+        return fire(deadline, of: caseID, now: now)
+    }
+
+    /// SYSTEM's `fireDeadline` for the case's current, due deadline. Cannot fail then; nil
+    /// would mean the caller passed a deadline that is not the case's.
+    private mutating func fire(_ deadline: Deadline, of caseID: String, now: Millis) -> Outcome? {
         let request = Request(caseID: caseID, actor: .system, actorID: "", command: .fireDeadline(deadline.kind))
-        // Cannot fail: the case's own deadline, and it is due. Its queue entry is now stale
-        // and is dropped when it reaches the top.
         guard var outcome = try? apply(request, now: now) else { return nil }
         outcome.firedDeadlineDueAt = deadline.dueAt
         return outcome

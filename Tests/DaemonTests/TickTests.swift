@@ -22,10 +22,12 @@ final class ManualClock: DaemonClock {
 @Suite struct TickTests {
     static let start: Millis = 1_800_000_000_000
 
-    func core(_ clock: ManualClock) throws -> DaemonCore {
+    /// A core on a fresh data directory, without periodic snapshots; `adjust` changes the rest.
+    func core(_ clock: ManualClock, _ adjust: (inout DaemonConfig) -> Void = { _ in }) throws -> DaemonCore {
         var config = DaemonConfig()
         config.dataDirectory = temporaryDataDirectory()
         config.snapshotIntervalMs = 0
+        adjust(&config)
         return try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
     }
 
@@ -61,11 +63,7 @@ final class ManualClock: DaemonClock {
     /// rest fire at once, none twice.
     @Test func aBurstOfDeadlinesYieldsToCallsWhichSeeTheirCaseExpired() throws {
         let clock = ManualClock(Self.start)
-        var config = DaemonConfig()
-        config.dataDirectory = temporaryDataDirectory()
-        config.snapshotIntervalMs = 0
-        config.deadlineRatePerSecond = 1
-        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        let core = try core(clock) { $0.deadlineRatePerSecond = 1 }
         let created = try core.tick(try (0..<20).map { try call(.createCase, interventionCase(order: "RATE-\($0)"), id: UInt64($0)) })
         let ids = try created.replies.map {
             try ResponseEnvelope(serializedBytes: $0.body).decodedPayload(as: Aftersales_V1_CreateCaseResponse.self).case.caseID
@@ -129,12 +127,10 @@ final class ManualClock: DaemonClock {
     /// --fsync never) go out a slice per turn, in order, none lost; a stop drains them all.
     @Test func durableAnnouncementsGoOutASlicePerTurn() throws {
         let clock = ManualClock(Self.start)
-        var config = DaemonConfig()
-        config.dataDirectory = temporaryDataDirectory()
-        config.snapshotIntervalMs = 0
-        config.fsync = .never
-        config.maxPublishedPerTurn = 4
-        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        let core = try core(clock) {
+            $0.fsync = .never
+            $0.maxPublishedPerTurn = 4
+        }
         let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "BURST-\($0)"), id: UInt64($0)) }
         let created = try core.tick(calls)
         #expect(created.replies.count == 5 && created.events.isEmpty, "under never they wait for a sync")
@@ -163,11 +159,7 @@ final class ManualClock: DaemonClock {
     /// kept the loop publishing long after the load).
     @Test func aSteadyLoadAboveTheSliceLeavesNoBacklog() throws {
         let clock = ManualClock(Self.start)
-        var config = DaemonConfig()
-        config.dataDirectory = temporaryDataDirectory()
-        config.snapshotIntervalMs = 0
-        config.maxPublishedPerTurn = 4
-        let core = try DaemonCore(config: config, clock: clock, logger: Logger(label: "tick-test"))
+        let core = try core(clock) { $0.maxPublishedPerTurn = 4 }
         var published = 0
         for turn in 0..<20 {
             let calls = try (0..<5).map { try call(.createCase, interventionCase(order: "STEADY-\(turn)-\($0)"), id: UInt64($0)) }

@@ -106,15 +106,17 @@ enum CaseService {
     /// The read-only CaseService calls, answered from the store as it stands.
     /// A caller with a scope sees only its parties' cases: another party's case is
     /// NOT_FOUND, as if it did not exist (it learns nothing of cases it may not see).
-    /// (`inout` only so that the store is read in place rather than copied: nothing changes it.)
-    static func query(_ method: Method, _ payload: Data, store: inout CaseStore, scope: Scope? = nil) throws(RPCError) -> CallAnswer {
+    /// (`inout` only so that the store is read in place rather than copied: nothing changes
+    /// it.) GetCase answers with the case's bytes from `encoded`, which keeps them.
+    static func query(_ method: Method, _ payload: Data, store: inout CaseStore, encoded: inout EncodedCaseCache,
+                      scope: Scope? = nil) throws(RPCError) -> CallAnswer {
         let response: any SwiftProtobuf.Message
         switch method {
         case .getCase:
             let caseID = try caseIDOfGetCase(payload)
             try requireCaseID(caseID)
             guard let found = store[caseID], scope?.allows(found) ?? true else { throw RPCError(.notFound, "no case \(caseID)") }
-            return .found(found)
+            return .found(encoded.encoded(found))
         case .listCases:
             return .success(try listCases(payload, stores: [store], scope: scope))
         case .evaluateIntervention:

@@ -154,8 +154,7 @@ final class DaemonCore {
         if publishBacklog { return 0 }
         var wakeAt = now + 1_000
         if let due = nextDeadline {
-            if due <= now, deadlineCredit < Self.oneDeadline, config.deadlineRatePerSecond > 0,
-               monotonicNanoseconds() &- lastCallAt < 100_000_000 {
+            if due <= now, deadlineCredit < Self.oneDeadline, deadlinesYieldToCalls(at: monotonicNanoseconds()) {
                 // Overdue deadlines out of credit rest until one more may fire (whole ms, rounded up).
                 let restingMs = (Self.oneDeadline - deadlineCredit) * 1_000 / Self.oneDeadline / Int64(config.deadlineRatePerSecond)
                 wakeAt = min(wakeAt, now + restingMs + 1)
@@ -271,8 +270,7 @@ final class DaemonCore {
                  started: UInt64) {
         lastCallAt = started
         let receivedAt = clock.now()
-        if var result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
-            if case .found(let found) = result { result = .foundEncoded(encodedCases.encoded(found)) }
+        if let result = serve(method, envelope, receivedAt: receivedAt, routing: routing, caller: identity) {
             batch.reply(to: routing, requestID: envelope.requestID, method: method, started: started, result,
                         request: envelope, client: client)
         }
@@ -318,7 +316,7 @@ final class DaemonCore {
             case .getDescriptors:
                 return .success(try AdminService.descriptors(envelope.payload))
             default:
-                return try CaseService.query(method, envelope.payload, store: &store, scope: caller?.scope)
+                return try CaseService.query(method, envelope.payload, store: &store, encoded: &encodedCases, scope: caller?.scope)
             }
         } catch {
             return .failure(error)
@@ -351,6 +349,12 @@ final class DaemonCore {
 
     private static func nextDeadline(_ store: inout CaseStore) -> Millis? { store.nextDeadline }
 
+    /// Whether deadlines are held to --deadline-rate at monotonic time `now`: a rate is set
+    /// and a call arrived in the last 100 ms.
+    private func deadlinesYieldToCalls(at now: UInt64) -> Bool {
+        config.deadlineRatePerSecond > 0 && now &- lastCallAt < 100_000_000
+    }
+
     /// One deadline's worth of credit (the credit counts millionths, so the refill of a
     /// short turn is not lost to rounding).
     private static let oneDeadline: Int64 = 1_000_000
@@ -381,17 +385,17 @@ final class DaemonCore {
         let started = monotonicNanoseconds()
         let budget = missedWhileDown ? UInt64.max : config.deadlineBudgetMicroseconds * 1_000
         let rate = Int64(config.deadlineRatePerSecond)
-        // Deadlines yield to calls. While calls arrive (one in the last 100 ms), a token
-        // bucket holds deadlines to --deadline-rate a second: it fills at that rate, up
-        // to 10 ms worth, and each firing spends one. (100 ms worth let the first calls
-        // after a pause meet 1 500 deadlines fired at full speed: GetCase p99 1.7–3×.) What comes due more slowly fires on time; a burst
-        // (a sale's proposals expiring together, a daemon that was paused) is worked off
-        // at that rate. Each firing costs the loop, libzmq's I/O thread and every
+        // Deadlines yield to calls. While calls arrive, a token bucket holds deadlines to
+        // --deadline-rate a second: it fills at that rate, up to 10 ms worth, and each
+        // firing spends one. (100 ms worth let the first calls after a pause meet 1 500
+        // deadlines fired at full speed: GetCase p99 1.7–3×.) What comes due more slowly
+        // fires on time; a burst (a sale's proposals expiring together, a daemon that was
+        // paused) is worked off at that rate. Each firing costs the loop, libzmq's I/O thread and every
         // subscriber: at full speed a burst holds every thread of a 2-core machine, and
         // calls wait in the run queue (Redis' active expiry keeps to 25% of its CPU for
         // the same reason). A call that touches an overdue case fires its deadline first
         // (fireDeadlineOfTouchedCase). With no calls, deadlines fire as fast as they can.
-        let rationed = !missedWhileDown && rate > 0 && started &- lastCallAt < 100_000_000
+        let rationed = !missedWhileDown && deadlinesYieldToCalls(at: started)
         if rate > 0 {
             let elapsed = Int64(clamping: min(started &- deadlineCreditAt, 1_000_000_000))
             deadlineCredit = min(max(Self.oneDeadline, rate * Self.oneDeadline / 100), deadlineCredit + elapsed * rate / 1_000)
@@ -453,10 +457,8 @@ final class DaemonCore {
 /// What serving one call produced (the client's `CallResult` is what it received).
 enum CallAnswer {
     case success([UInt8])
-    /// GetCase's answer: the case, written straight into the reply's envelope.
-    case found(Case)
-    /// GetCase's answer: the case already encoded (`EncodedCase.full`).
-    case foundEncoded([UInt8])
+    /// GetCase's answer: the case as encoded (`EncodedCase.full`), spliced into the reply.
+    case found([UInt8])
     case failure(RPCError)
     /// A remembered answer given again: OK, with a message when the case has moved on.
     case replayed([UInt8], message: String)
@@ -488,10 +490,7 @@ struct Batch {
         case .success(let payload):
             body = WireAssembly.responseEnvelope(requestID: requestID, code: .ok, message: "", payload: payload)
             code = .ok
-        case .found(let found):
-            body = WireAssembly.getCaseReply(requestID: requestID, found)
-            code = .ok
-        case .foundEncoded(let caseBytes):
+        case .found(let caseBytes):
             body = WireAssembly.getCaseReply(requestID: requestID, caseBytes: caseBytes)
             code = .ok
         case .failure(let error):

@@ -21,8 +21,7 @@ struct EncodedCaseCache {
 
     /// The case's encoded bytes at its current version: from the cache, or encoded and kept.
     mutating func encoded(_ c: Case) -> [UInt8] {
-        guard let number = CaseStore.caseNumber(of: c.caseID) else { return EncodedCase(c).full }
-        let index = Int(truncatingIfNeeded: number) & (Self.slotCount - 1)
+        guard let (number, index) = Self.slot(of: c) else { return EncodedCase(c).full }
         if !slots.isEmpty, slots[index].number == number, slots[index].version == c.version {
             return slots[index].bytes
         }
@@ -33,8 +32,13 @@ struct EncodedCaseCache {
 
     /// Keeps what a change already encoded.
     mutating func keep(_ c: Case, _ encoded: EncodedCase) {
-        guard let number = CaseStore.caseNumber(of: c.caseID) else { return }
-        keep(number: number, version: c.version, encoded.full, at: Int(truncatingIfNeeded: number) & (Self.slotCount - 1))
+        guard let (number, index) = Self.slot(of: c) else { return }
+        keep(number: number, version: c.version, encoded.full, at: index)
+    }
+
+    /// The case's number and its slot; nil for an id that is not a case number.
+    private static func slot(of c: Case) -> (number: UInt64, index: Int)? {
+        CaseStore.caseNumber(of: c.caseID).map { ($0, Int(truncatingIfNeeded: $0) & (slotCount - 1)) }
     }
 
     private mutating func keep(number: UInt64, version: UInt64, _ bytes: [UInt8], at index: Int) {

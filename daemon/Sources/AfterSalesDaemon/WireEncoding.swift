@@ -105,23 +105,13 @@ enum WireAssembly {
         }
     }
 
-    /// GetCase's ResponseEnvelope around a case already encoded (`EncodedCase.full`).
+    /// GetCase's ResponseEnvelope (OK, payload: GetCaseResponse, field 1 `case`) around a
+    /// case already encoded (`EncodedCase.full`).
     static func getCaseReply(requestID: UInt64, caseBytes: [UInt8]) -> [UInt8] {
         ProtoWriter.bytes(capacity: caseBytes.count + 32) { w in
             w.varintField(ResponseEnvelopeField.requestID.rawValue, requestID)
             w.messageField(ResponseEnvelopeField.payload.rawValue) { payload in
                 payload.bytesField(GetCaseResponseField.case.rawValue, caseBytes)
-            }
-        }
-    }
-
-    /// GetCase's ResponseEnvelope (OK, payload: GetCaseResponse, field 1 `case`), written
-    /// in one pass from the case.
-    static func getCaseReply(requestID: UInt64, _ found: Case) -> [UInt8] {
-        ProtoWriter.bytes(capacity: EncodedCase.expectedBytes(found)) { w in
-            w.varintField(ResponseEnvelopeField.requestID.rawValue, requestID)
-            w.messageField(ResponseEnvelopeField.payload.rawValue) { payload in
-                payload.messageField(GetCaseResponseField.case.rawValue) { $0.fullCase(found) }
             }
         }
     }
