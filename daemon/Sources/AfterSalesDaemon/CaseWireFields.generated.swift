@@ -3,6 +3,15 @@
 /// A message's field numbers, as the direct codec reads and writes them.
 protocol WireField: RawRepresentable where RawValue == UInt64 {}
 
+/// A message as the direct codec reads it: wire-level fields, merged as protobuf does.
+protocol WireMessage {
+    /// The protobuf full name, for messages that say what did not parse.
+    static var messageName: String { get }
+    init()
+    /// Reads the message's fields from `r` into this value.
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure)
+}
+
 /// The fields of `aftersales.v1.Evidence`.
 enum EvidenceField: UInt64, WireField {
     case kind = 1
@@ -158,8 +167,124 @@ enum EventEnvelopeField: UInt64, WireField {
     case shard = 10
 }
 
-/// `aftersales.v1.Case` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct CaseWire {
+/// The fields of `aftersales.v1.CreateCaseRequest`.
+enum CreateCaseRequestField: UInt64, WireField {
+    case orderID = 1
+    case orderLineID = 2
+    case consumerID = 3
+    case merchantID = 4
+    case category = 5
+    case type = 6
+    case delivery = 7
+    case paidAmount = 8
+    case refundAmount = 9
+    case reason = 10
+    case signals = 11
+}
+
+/// The fields of `aftersales.v1.AddEvidenceRequest`.
+enum AddEvidenceRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case evidence = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.UpdateLogisticsRequest`.
+enum UpdateLogisticsRequestField: UInt64, WireField {
+    case caseID = 1
+    case delivery = 2
+    case anomalies = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.RespondToProposalRequest`.
+enum RespondToProposalRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case decision = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.MerchantAgreeRequest`.
+enum MerchantAgreeRequestField: UInt64, WireField {
+    case caseID = 1
+    case merchantID = 2
+    case note = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.MerchantRejectRequest`.
+enum MerchantRejectRequestField: UInt64, WireField {
+    case caseID = 1
+    case merchantID = 2
+    case reason = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.MerchantOfferRequest`.
+enum MerchantOfferRequestField: UInt64, WireField {
+    case caseID = 1
+    case merchantID = 2
+    case type = 3
+    case refundAmount = 4
+    case returnShippingPayer = 5
+    case note = 6
+    case expectedVersion = 7
+}
+
+/// The fields of `aftersales.v1.RespondToOfferRequest`.
+enum RespondToOfferRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case decision = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.EscalateRequest`.
+enum EscalateRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case note = 3
+    case expectedVersion = 4
+}
+
+/// The fields of `aftersales.v1.PlatformResolveRequest`.
+enum PlatformResolveRequestField: UInt64, WireField {
+    case caseID = 1
+    case operatorID = 2
+    case ruling = 3
+    case note = 4
+    case expectedVersion = 5
+}
+
+/// The fields of `aftersales.v1.SubmitReturnShipmentRequest`.
+enum SubmitReturnShipmentRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case carrier = 3
+    case trackingNumber = 4
+    case expectedVersion = 5
+}
+
+/// The fields of `aftersales.v1.ConfirmReturnReceivedRequest`.
+enum ConfirmReturnReceivedRequestField: UInt64, WireField {
+    case caseID = 1
+    case merchantID = 2
+    case expectedVersion = 3
+}
+
+/// The fields of `aftersales.v1.CancelCaseRequest`.
+enum CancelCaseRequestField: UInt64, WireField {
+    case caseID = 1
+    case consumerID = 2
+    case note = 3
+    case expectedVersion = 4
+}
+
+/// `aftersales.v1.Case` as read from the wire (the daemon builds the engine's value from it).
+struct CaseWire: WireMessage {
+    static let messageName = "aftersales.v1.Case"
     var caseID: String = ""
     var orderID: String = ""
     var orderLineID: String = ""
@@ -246,8 +371,9 @@ struct CaseWire {
     }
 }
 
-/// `aftersales.v1.Signals` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct SignalsWire {
+/// `aftersales.v1.Signals` as read from the wire (the daemon builds the engine's value from it).
+struct SignalsWire: WireMessage {
+    static let messageName = "aftersales.v1.Signals"
     var logisticsAnomalies: [Int] = []
     var evidence: [EvidenceWire] = []
     var merchantViolations90D: UInt32 = 0
@@ -274,8 +400,9 @@ struct SignalsWire {
     }
 }
 
-/// `aftersales.v1.Evidence` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct EvidenceWire {
+/// `aftersales.v1.Evidence` as read from the wire (the daemon builds the engine's value from it).
+struct EvidenceWire: WireMessage {
+    static let messageName = "aftersales.v1.Evidence"
     var kind = 0
     var tags: [Int] = []
     var description: String = ""
@@ -298,8 +425,9 @@ struct EvidenceWire {
     }
 }
 
-/// `aftersales.v1.Proposal` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct ProposalWire {
+/// `aftersales.v1.Proposal` as read from the wire (the daemon builds the engine's value from it).
+struct ProposalWire: WireMessage {
+    static let messageName = "aftersales.v1.Proposal"
     var issuedAtMs: Int64 = 0
     var expiresAtMs: Int64 = 0
     var state = 0
@@ -326,8 +454,9 @@ struct ProposalWire {
     }
 }
 
-/// `aftersales.v1.MerchantOffer` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct MerchantOfferWire {
+/// `aftersales.v1.MerchantOffer` as read from the wire (the daemon builds the engine's value from it).
+struct MerchantOfferWire: WireMessage {
+    static let messageName = "aftersales.v1.MerchantOffer"
     var type = 0
     var refundAmount: Int64 = 0
     var returnShippingPayer = 0
@@ -354,8 +483,9 @@ struct MerchantOfferWire {
     }
 }
 
-/// `aftersales.v1.Deadline` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct DeadlineWire {
+/// `aftersales.v1.Deadline` as read from the wire (the daemon builds the engine's value from it).
+struct DeadlineWire: WireMessage {
+    static let messageName = "aftersales.v1.Deadline"
     var kind = 0
     var dueAtMs: Int64 = 0
 
@@ -372,8 +502,9 @@ struct DeadlineWire {
     }
 }
 
-/// `aftersales.v1.ReturnShipment` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct ReturnShipmentWire {
+/// `aftersales.v1.ReturnShipment` as read from the wire (the daemon builds the engine's value from it).
+struct ReturnShipmentWire: WireMessage {
+    static let messageName = "aftersales.v1.ReturnShipment"
     var carrier: String = ""
     var trackingNumber: String = ""
     var shippedAtMs: Int64 = 0
@@ -392,8 +523,9 @@ struct ReturnShipmentWire {
     }
 }
 
-/// `aftersales.v1.HistoryEntry` as read from the wire (CaseWireDecoder builds the engine's value from it).
-struct HistoryEntryWire {
+/// `aftersales.v1.HistoryEntry` as read from the wire (the daemon builds the engine's value from it).
+struct HistoryEntryWire: WireMessage {
+    static let messageName = "aftersales.v1.HistoryEntry"
     var atMs: Int64 = 0
     var actor = 0
     var actorID: String = ""
@@ -416,6 +548,335 @@ struct HistoryEntryWire {
             case .toStatus?: if try r.accepts(field, wt, 0) { toStatus = try r.enumNumber() }
             case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
             case .client?: if try r.accepts(field, wt, 2) { client = try r.string() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.CreateCaseRequest` as read from the wire (the daemon builds the engine's value from it).
+struct CreateCaseRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.CreateCaseRequest"
+    var orderID: String = ""
+    var orderLineID: String = ""
+    var consumerID: String = ""
+    var merchantID: String = ""
+    var category: String = ""
+    var type = 0
+    var delivery = 0
+    var paidAmount: Int64 = 0
+    var refundAmount: Int64 = 0
+    var reason: String = ""
+    var signals: SignalsWire?
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch CreateCaseRequestField(rawValue: field) {
+            case .orderID?: if try r.accepts(field, wt, 2) { orderID = try r.string() }
+            case .orderLineID?: if try r.accepts(field, wt, 2) { orderLineID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .category?: if try r.accepts(field, wt, 2) { category = try r.string() }
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .delivery?: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
+            case .paidAmount?: if try r.accepts(field, wt, 0) { paidAmount = try r.int64() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .reason?: if try r.accepts(field, wt, 2) { reason = try r.string() }
+            case .signals?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = signals ?? SignalsWire()
+                try item.merge(&m)
+                signals = item
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.AddEvidenceRequest` as read from the wire (the daemon builds the engine's value from it).
+struct AddEvidenceRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.AddEvidenceRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var evidence: EvidenceWire?
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch AddEvidenceRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .evidence?:
+                guard try r.accepts(field, wt, 2) else { continue }
+                var m = try r.message(), item = evidence ?? EvidenceWire()
+                try item.merge(&m)
+                evidence = item
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.UpdateLogisticsRequest` as read from the wire (the daemon builds the engine's value from it).
+struct UpdateLogisticsRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.UpdateLogisticsRequest"
+    var caseID: String = ""
+    var delivery = 0
+    var anomalies: [Int] = []
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch UpdateLogisticsRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .delivery?: if try r.accepts(field, wt, 0) { delivery = try r.enumNumber() }
+            case .anomalies?: if try r.accepts(field, wt, 2, packable: true) { try r.enumNumbers(wt, into: &anomalies) }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.RespondToProposalRequest` as read from the wire (the daemon builds the engine's value from it).
+struct RespondToProposalRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.RespondToProposalRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var decision = 0
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch RespondToProposalRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .decision?: if try r.accepts(field, wt, 0) { decision = try r.enumNumber() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.MerchantAgreeRequest` as read from the wire (the daemon builds the engine's value from it).
+struct MerchantAgreeRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.MerchantAgreeRequest"
+    var caseID: String = ""
+    var merchantID: String = ""
+    var note: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch MerchantAgreeRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.MerchantRejectRequest` as read from the wire (the daemon builds the engine's value from it).
+struct MerchantRejectRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.MerchantRejectRequest"
+    var caseID: String = ""
+    var merchantID: String = ""
+    var reason: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch MerchantRejectRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .reason?: if try r.accepts(field, wt, 2) { reason = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.MerchantOfferRequest` as read from the wire (the daemon builds the engine's value from it).
+struct MerchantOfferRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.MerchantOfferRequest"
+    var caseID: String = ""
+    var merchantID: String = ""
+    var type = 0
+    var refundAmount: Int64 = 0
+    var returnShippingPayer = 0
+    var note: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch MerchantOfferRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .type?: if try r.accepts(field, wt, 0) { type = try r.enumNumber() }
+            case .refundAmount?: if try r.accepts(field, wt, 0) { refundAmount = try r.int64() }
+            case .returnShippingPayer?: if try r.accepts(field, wt, 0) { returnShippingPayer = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.RespondToOfferRequest` as read from the wire (the daemon builds the engine's value from it).
+struct RespondToOfferRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.RespondToOfferRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var decision = 0
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch RespondToOfferRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .decision?: if try r.accepts(field, wt, 0) { decision = try r.enumNumber() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.EscalateRequest` as read from the wire (the daemon builds the engine's value from it).
+struct EscalateRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.EscalateRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var note: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch EscalateRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.PlatformResolveRequest` as read from the wire (the daemon builds the engine's value from it).
+struct PlatformResolveRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.PlatformResolveRequest"
+    var caseID: String = ""
+    var operatorID: String = ""
+    var ruling = 0
+    var note: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch PlatformResolveRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .operatorID?: if try r.accepts(field, wt, 2) { operatorID = try r.string() }
+            case .ruling?: if try r.accepts(field, wt, 0) { ruling = try r.enumNumber() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.SubmitReturnShipmentRequest` as read from the wire (the daemon builds the engine's value from it).
+struct SubmitReturnShipmentRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.SubmitReturnShipmentRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var carrier: String = ""
+    var trackingNumber: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch SubmitReturnShipmentRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .carrier?: if try r.accepts(field, wt, 2) { carrier = try r.string() }
+            case .trackingNumber?: if try r.accepts(field, wt, 2) { trackingNumber = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.ConfirmReturnReceivedRequest` as read from the wire (the daemon builds the engine's value from it).
+struct ConfirmReturnReceivedRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.ConfirmReturnReceivedRequest"
+    var caseID: String = ""
+    var merchantID: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch ConfirmReturnReceivedRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .merchantID?: if try r.accepts(field, wt, 2) { merchantID = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
+            default: try r.skip(field: field, wireType: wt)
+            }
+        }
+    }
+}
+
+/// `aftersales.v1.CancelCaseRequest` as read from the wire (the daemon builds the engine's value from it).
+struct CancelCaseRequestWire: WireMessage {
+    static let messageName = "aftersales.v1.CancelCaseRequest"
+    var caseID: String = ""
+    var consumerID: String = ""
+    var note: String = ""
+    var expectedVersion: UInt64 = 0
+
+    /// Reads the message's fields from `r` into this value (merging, as protobuf does).
+    mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure) {
+        while !r.isAtEnd {
+            let (field, wt) = try r.tag()
+            switch CancelCaseRequestField(rawValue: field) {
+            case .caseID?: if try r.accepts(field, wt, 2) { caseID = try r.string() }
+            case .consumerID?: if try r.accepts(field, wt, 2) { consumerID = try r.string() }
+            case .note?: if try r.accepts(field, wt, 2) { note = try r.string() }
+            case .expectedVersion?: if try r.accepts(field, wt, 0) { expectedVersion = try r.varint() }
             default: try r.skip(field: field, wireType: wt)
             }
         }

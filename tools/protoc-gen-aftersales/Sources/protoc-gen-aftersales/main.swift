@@ -7,7 +7,8 @@
 //   Sources/AfterSalesRPC/Methods.generated.swift                 the `Method` table and `RPCs`
 //   clients/swift/AfterSalesClient/AfterSalesClient+RPCs.generated.swift  one typed method per RPC
 //   daemon/Sources/AfterSalesDaemon/CaseWireFields.generated.swift  the field numbers of
-//       case.proto's messages, for the daemon's direct case codec
+//       case.proto's messages and of the mutating requests, with read skeletons, for the
+//       daemon's direct codec
 import Foundation
 import SwiftProtobuf
 import SwiftProtobufPluginLibrary
@@ -38,6 +39,8 @@ struct Generator: CodeGenerator {
                   protoCompilerContext: any ProtoCompilerContext, generatorOutputs: any GeneratorOutputs) throws {
         let namer = SwiftProtobufNamer()
         var methods: [RPCMethod] = []
+        // The requests of the state-changing methods: the daemon reads them straight off the wire.
+        var mutatingRequests: [Descriptor] = []
         var roleNames: [Int: String] = [:]
         for file in files {
             for e in file.enums where e.fullName == "aftersales.v1.Role" {
@@ -50,6 +53,9 @@ struct Generator: CodeGenerator {
             for service in file.services {
                 for method in service.methods {
                     let (mutating, roleNumbers) = try options(of: method)
+                    if mutating, !mutatingRequests.contains(where: { $0 === method.inputType }) {
+                        mutatingRequests.append(method.inputType)
+                    }
                     let roles = try roleNumbers.map { number -> String in
                         guard let name = roleNames[number] else { throw GenerationError.unknownRole(method.fullName, number) }
                         return name
@@ -68,7 +74,7 @@ struct Generator: CodeGenerator {
             // The other messages the daemon writes by hand (envelopes, journal records).
             let written = files.flatMap(\.messages).filter { handWrittenMessages.contains($0.fullName) }
             try generatorOutputs.add(fileName: "daemon/Sources/AfterSalesDaemon/CaseWireFields.generated.swift",
-                                     contents: fieldNumbers(caseFile, alsoFor: written))
+                                     contents: fieldNumbers(caseFile, alsoFor: written, requests: mutatingRequests))
         }
     }
 
@@ -240,12 +246,22 @@ let handWrittenMessages: Set<String> = [
     "aftersales.storage.v1.JournalEntry", "aftersales.storage.v1.IdempotentAnswer",
 ]
 
-/// One enum of field numbers per message of `file`: the direct codec names a field by
-/// these, so a renumbered or removed field is a compile error there, not silent bytes.
-func fieldNumbers(_ file: FileDescriptor, alsoFor others: [Descriptor]) -> String {
+/// One enum of field numbers per message of `file`, of `others` and of `requests`: the direct
+/// codec names a field by these, so a renumbered or removed field is a compile error there,
+/// not silent bytes. `Case` and the `requests` also get read skeletons.
+func fieldNumbers(_ file: FileDescriptor, alsoFor others: [Descriptor], requests: [Descriptor]) -> String {
     var out = header + """
         /// A message's field numbers, as the direct codec reads and writes them.
         protocol WireField: RawRepresentable where RawValue == UInt64 {}
+
+        /// A message as the direct codec reads it: wire-level fields, merged as protobuf does.
+        protocol WireMessage {
+            /// The protobuf full name, for messages that say what did not parse.
+            static var messageName: String { get }
+            init()
+            /// Reads the message's fields from `r` into this value.
+            mutating func merge(_ r: inout WireReader) throws(CaseWireDecoder.Failure)
+        }
 
         """
     func emit(_ message: Descriptor) {
@@ -262,28 +278,31 @@ func fieldNumbers(_ file: FileDescriptor, alsoFor others: [Descriptor]) -> Strin
     }
     for message in file.messages { emit(message) }
     for message in others { emit(message) }
-    if let root = file.messages.first(where: { $0.name == "Case" }) { out += readSkeletons(from: root) }
+    for message in requests { emit(message) }
+    if let root = file.messages.first(where: { $0.name == "Case" }) { out += readSkeletons(from: [root] + requests) }
     return out
 }
 
-/// For `Case` and every message it holds: a struct with one stored property per field
+/// For each root (`Case`, the mutating requests) and every message it holds, each once: a
+/// struct with one stored property per field
 /// (wire-level types: enums as their numbers) and the `merge` loop that reads it as
 /// SwiftProtobuf does — fields in any order, a known field with the wrong wire type
 /// skipped as unknown, repeated enums packed or not, a message seen twice merged, the last
 /// scalar winning. The daemon writes only `build()`, the mapping to the engine's types.
-func readSkeletons(from root: Descriptor) -> String {
+func readSkeletons(from roots: [Descriptor]) -> String {
     var ordered: [Descriptor] = []
     func visit(_ message: Descriptor) {
         guard !ordered.contains(where: { $0 === message }) else { return }
         ordered.append(message)
         for field in message.fields where field.type == .message { visit(field.messageType) }
     }
-    visit(root)
+    roots.forEach(visit)
     var out = ""
     for message in ordered {
         let name = message.name
-        out += "\n/// `\(message.fullName)` as read from the wire (CaseWireDecoder builds the engine's value from it).\n"
-        out += "struct \(name)Wire {\n"
+        out += "\n/// `\(message.fullName)` as read from the wire (the daemon builds the engine's value from it).\n"
+        out += "struct \(name)Wire: WireMessage {\n"
+        out += "    static let messageName = \"\(message.fullName)\"\n"
         var cases: [String] = []
         for field in message.fields {
             let property = NamingUtils.toLowerCamelCase(field.name)
