@@ -11,13 +11,17 @@
 #
 # Output: bench/results/callgrind-<load>.out (open with callgrind_annotate or kcachegrind)
 # and bench/results/callgrind-<load>.txt (the annotated top).
+#
+# PROFILE_DAEMON=path profiles another build of aftersalesd (an A/B of two commits under
+# the same load; PROFILE_OUT=name writes callgrind-<name>.* instead).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 LOAD="${1:-throughput}"
 BIN="$ROOT/.build/release"
 WORK="$(mktemp -d /tmp/aftersales-profile.XXXXXX)"
-OUT="$ROOT/bench/results/callgrind-$LOAD"
+OUT="$ROOT/bench/results/callgrind-${PROFILE_OUT:-$LOAD}"
+DAEMON="${PROFILE_DAEMON:-$BIN/aftersalesd}"
 PID=""
 cleanup() {
   if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
@@ -54,7 +58,7 @@ if [[ "$LOAD" == echo ]]; then
 fi
 # valgrind 3.19 gives up on the DWARF of this build ("possibly corrupted debuginfo"), so
 # it profiles a copy without debug sections; the symbol table still names every function.
-cp "$BIN/aftersalesd" "$WORK/aftersalesd"
+cp "$DAEMON" "$WORK/aftersalesd"
 strip --strip-debug "$WORK/aftersalesd"
 valgrind --tool=callgrind --callgrind-out-file="$OUT.out" --separate-threads=no \
   "$WORK/aftersalesd" --rpc 'tcp://127.0.0.1:*' --pub 'tcp://127.0.0.1:*' --data-dir "$WORK/data" \
@@ -68,7 +72,7 @@ echo "[profile] daemon under callgrind at $RPC ($LOAD)" >&2
 case "$LOAD" in
   throughput)
     callgrind_control --zero "$PID" >/dev/null
-    "$BIN/aftersales-bench" throughput --endpoint "$RPC" --connections 50 --seconds 30 --warmup-seconds 2 ;;
+    "$BIN/aftersales-bench" throughput --endpoint "$RPC" --connections 50 --seconds 30 --warmup-seconds 2 | tee "$WORK/load.json" ;;
   getcase)
     PREP="$("$BIN/aftersales-bench" prepare --endpoint "$RPC")"
     CASE_ID="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["case_id"])' "$PREP")"
@@ -100,3 +104,10 @@ LAST="${LAST:-$OUT.out}"
   callgrind_annotate --threshold=100 "$LAST" 2>/dev/null | sed -n "1,70p"
 } > "$OUT.txt"
 echo "[profile] $OUT.txt" >&2
+TOTAL="$(callgrind_annotate "$LAST" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+case "$LOAD" in
+  throughput) CALLS="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["call_count"])' "$WORK/load.json")" ;;
+  getcase) CALLS=5100 ;;
+  *) CALLS="" ;;
+esac
+[[ -n "$CALLS" ]] && echo "[profile] $LOAD: $TOTAL instructions for $CALLS calls = $((TOTAL / CALLS)) per call" >&2
