@@ -116,6 +116,21 @@ import Testing
         }
     }
 
+    /// The directly written Judgement is SwiftProtobuf's byte for byte, over every field's
+    /// default and non-default values (the reasons the policy gives included).
+    @Test func judgementsAreWrittenAsSwiftProtobufWritesThem() throws {
+        var r = Random(state: 17)
+        let kinds: [IssueKind?] = [nil] + IssueKind.allCases
+        let reasons = ["NO_ISSUE_DETECTED", "LOGISTICS_DAMAGED_IN_TRANSIT", "EVIDENCE_DEFECT_PHOTO", "理由", ""]
+        for _ in 0..<500 {
+            let j = Judgement(eligible: r.chance(50), intervene: r.chance(50), issueKind: kinds[r.below(kinds.count)],
+                              score: Int32(r.below(200)) - 50, threshold: r.chance(20) ? 0 : Int32(r.below(100)),
+                              reasons: (0..<r.below(4)).map { _ in reasons[r.below(reasons.count)] })
+            let direct = WireAssembly.judgement(j)
+            #expect(direct == (try Aftersales_V1_Judgement(j).serializedBytes() as [UInt8]), "\(j)")
+        }
+    }
+
     @Test func getCaseReplyIsTheEnvelopeOfTheCase() throws {
         for c in try WireEncodingTests().casesAlongEveryPath() {
             let reply = try ResponseEnvelope(serializedBytes: WireAssembly.getCaseReply(requestID: 99, caseBytes: EncodedCase(c).full))

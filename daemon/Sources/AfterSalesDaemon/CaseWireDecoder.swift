@@ -157,7 +157,21 @@ struct WireReader {
 
     var isAtEnd: Bool { position >= bytes.count }
 
+    /// Most varints on our wire (tags, lengths, enum numbers) are one byte: read those
+    /// inline, the rest in `longVarint`.
+    @inline(__always)
     mutating func varint() throws(CaseWireDecoder.Failure) -> UInt64 {
+        if position < bytes.count {
+            let byte = bytes[position]
+            if byte < 0x80 {
+                position &+= 1
+                return UInt64(byte)
+            }
+        }
+        return try longVarint()
+    }
+
+    private mutating func longVarint() throws(CaseWireDecoder.Failure) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while true {

@@ -108,6 +108,17 @@ extension ProtoWriter {
         varintField(SignalsField.consumerRefundOnlyCount30D.rawValue, UInt64(s.consumerRefundOnlyCount30d))
     }
 
+    /// A `Judgement` (CreateCase, AddEvidence, UpdateLogistics and EvaluateIntervention
+    /// answer with one).
+    mutating func judgement(_ j: Judgement) {
+        varintField(JudgementField.eligible.rawValue, j.eligible ? 1 : 0)
+        varintField(JudgementField.intervene.rawValue, j.intervene ? 1 : 0)
+        enumeration(JudgementField.issueKind, j.issueKind)
+        int64(JudgementField.score, Int64(j.score))
+        int64(JudgementField.threshold, Int64(j.threshold))
+        for reason in j.reasons { string(JudgementField.reasons, reason, always: true) }
+    }
+
     // MARK: the generated field enums over the writer's primitives
 
     @inline(__always)

@@ -72,7 +72,9 @@ enum WireAssembly {
 
     /// A serialized `Judgement`, as responses carry it and idempotent answers keep it.
     static func judgement(_ judgement: Judgement) -> [UInt8] {
-        try! Aftersales_V1_Judgement(judgement).serializedBytes()
+        var room = 48
+        for reason in judgement.reasons { room += reason.utf8.count + 3 }
+        return ProtoWriter.bytes(capacity: room) { $0.judgement(judgement) }
     }
 
     /// A journal entry, written in one pass: the time, the announcements as they were
