@@ -38,32 +38,14 @@ public enum RequestRouting {
     /// it is absent or the bytes do not parse.
     static func firstString(_ wanted: UInt64, in payload: Data) -> String? {
         payload.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> String? in
-            var at = 0
-            func varint() -> UInt64? {
-                var value: UInt64 = 0, shift: UInt64 = 0
-                while at < bytes.count, shift < 64 {
-                    let byte = bytes[at]
-                    at += 1
-                    value |= UInt64(byte & 0x7f) << shift
-                    if byte < 0x80 { return value }
-                    shift += 7
+            var reader = WireReader(bytes)
+            do {
+                while !reader.isAtEnd {
+                    let (field, wireType) = try reader.tag()
+                    if field == wanted, wireType == 2 { return String(decoding: try reader.lengthDelimited(), as: UTF8.self) }
+                    try reader.skip(field: field, wireType: wireType)
                 }
-                return nil
-            }
-            while at < bytes.count {
-                guard let key = varint() else { return nil }
-                let (field, wireType) = (key >> 3, key & 7)
-                switch wireType {
-                case 0: guard varint() != nil else { return nil }
-                case 1: at += 8
-                case 5: at += 4
-                case 2:
-                    guard let length = varint(), length <= UInt64(bytes.count - at) else { return nil }
-                    if field == wanted { return String(decoding: bytes[at..<at + Int(length)], as: UTF8.self) }
-                    at += Int(length)
-                default: return nil
-                }
-            }
+            } catch {}
             return nil
         }
     }

@@ -10,27 +10,14 @@
 // and what `Case(stored:)` refuses (an unknown value in a required enum, an id the store
 // did not make). `CaseWireDecoderTests` holds it to both on valid and on damaged bytes.
 import AfterSalesProto
+import AfterSalesRPC
 import CaseEngine
 import SwiftProtobuf
 
 enum CaseWireDecoder {
-    /// Why bytes are not a case.
-    enum Failure: Error, CustomStringConvertible {
-        /// Not valid protobuf for the message.
-        case malformed(String)
-        /// Valid protobuf, but not a case this build can hold.
-        case invalid(StoredCaseError)
-        /// More fields in one message than a request may carry (`RequestShape`).
-        case tooManyFields(String)
-
-        var description: String {
-            switch self {
-            case .malformed(let why): return "malformed protobuf: \(why)"
-            case .invalid(let error): return error.description
-            case .tooManyFields(let what): return "too many fields in \(what)"
-            }
-        }
-    }
+    /// Why bytes are not a case (or not a request): the wire reader's failure, shared with
+    /// AfterSalesRPC's `WireReader`.
+    typealias Failure = WireFailure
 
     /// Decodes one `aftersales.v1.Case` held in an array.
     static func decodeCase(_ bytes: [UInt8]) throws(Failure) -> Case {
@@ -144,147 +131,6 @@ extension CaseWireDecoder {
         }
         return (try decodeCase(caseBytes), entry)
     }
-}
-
-// MARK: - Reading the wire
-
-/// A cursor over protobuf bytes (the case decoder's, and `RequestShape`'s).
-struct WireReader {
-    private let bytes: UnsafeRawBufferPointer
-    private(set) var position = 0
-
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    var isAtEnd: Bool { position >= bytes.count }
-
-    /// Most varints on our wire (tags, lengths, enum numbers) are one byte: read those
-    /// inline, the rest in `longVarint`.
-    @inline(__always)
-    mutating func varint() throws(CaseWireDecoder.Failure) -> UInt64 {
-        if position < bytes.count {
-            let byte = bytes[position]
-            if byte < 0x80 {
-                position &+= 1
-                return UInt64(byte)
-            }
-        }
-        return try longVarint()
-    }
-
-    private mutating func longVarint() throws(CaseWireDecoder.Failure) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard position < bytes.count else { throw .malformed("truncated varint") }
-            guard shift <= 63 else { throw .malformed("varint longer than ten bytes") }
-            let byte = bytes[position]
-            position += 1
-            result |= UInt64(byte & 0x7F) &<< shift
-            if byte < 0x80 { return result }
-            shift += 7
-        }
-    }
-
-    /// The next field's number and wire type.
-    mutating func tag() throws(CaseWireDecoder.Failure) -> (field: UInt64, wireType: UInt64) {
-        let key = try varint()
-        let field = key >> 3
-        guard field > 0, key < UInt64(UInt32.max), key & 7 <= 5 else { throw .malformed("tag \(key)") }
-        return (field, key & 7)
-    }
-
-    mutating func lengthDelimited() throws(CaseWireDecoder.Failure) -> UnsafeRawBufferPointer {
-        let length = try varint()
-        guard length <= UInt64(bytes.count - position) else { throw .malformed("length \(length) runs past the end") }
-        let start = position
-        position += Int(length)
-        return UnsafeRawBufferPointer(rebasing: bytes[start..<position])
-    }
-
-    /// Skips a field this reader does not know (or a group, to its end).
-    mutating func skip(field: UInt64, wireType: UInt64) throws(CaseWireDecoder.Failure) {
-        switch wireType {
-        case 0: _ = try varint()
-        case 1: try advance(8)
-        case 2: _ = try lengthDelimited()
-        case 5: try advance(4)
-        case 3:
-            while true {
-                let (inner, innerType) = try tag()
-                if innerType == 4 {
-                    guard inner == field else { throw .malformed("group \(field) closed as \(inner)") }
-                    return
-                }
-                try skip(field: inner, wireType: innerType)
-            }
-        default: throw .malformed("wire type \(wireType) for field \(field)")
-        }
-    }
-
-    private mutating func advance(_ count: Int) throws(CaseWireDecoder.Failure) {
-        guard count <= bytes.count - position else { throw .malformed("truncated fixed-width field") }
-        position += count
-    }
-}
-
-/// Typed reads of one field's value; the caller has checked the wire type (`accepts`).
-extension WireReader {
-    /// Whether field `field` arrived with the wire type it is declared with (`expected`;
-    /// `packable` for a repeated enum, which may come packed or not). If not, it is
-    /// skipped as an unknown field, as SwiftProtobuf does, and the answer is false.
-    mutating func accepts(_ field: UInt64, _ wireType: UInt64, _ expected: UInt64, packable: Bool = false) throws(CaseWireDecoder.Failure) -> Bool {
-        if wireType == expected || (packable && wireType == 0) { return true }
-        try skip(field: field, wireType: wireType)
-        return false
-    }
-
-    mutating func int64() throws(CaseWireDecoder.Failure) -> Int64 { Int64(bitPattern: try varint()) }
-
-    mutating func uint32() throws(CaseWireDecoder.Failure) -> UInt32 { UInt32(truncatingIfNeeded: try varint()) }
-
-    mutating func string() throws(CaseWireDecoder.Failure) -> String {
-        let raw = try lengthDelimited()
-        let utf8 = raw.assumingMemoryBound(to: UInt8.self)
-        // ASCII (every id, most text) is valid UTF-8 that nothing repairs: no check after.
-        if Self.isASCII(raw) { return String(decoding: utf8, as: UTF8.self) }
-        // `String(decoding:)` is the specialised fast path, but it repairs invalid UTF-8
-        // (`String(validating:)` is generic and unspecialised here: a metadata lookup per
-        // string). Valid input comes back byte for byte; repaired input does not.
-        let text = String(decoding: utf8, as: UTF8.self)
-        guard text.utf8.elementsEqual(utf8) else { throw .malformed("invalid UTF-8 in a string") }
-        return text
-    }
-
-    /// Whether every byte is below 0x80, eight at a time.
-    static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var high: UInt64 = 0
-        var at = 0
-        while bytes.count - at >= 8 {
-            high |= bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)
-            at += 8
-        }
-        while at < bytes.count {
-            high |= UInt64(bytes[at])
-            at += 1
-        }
-        return high & 0x8080_8080_8080_8080 == 0
-    }
-
-    /// A proto3 enum's number (int32 on the wire).
-    mutating func enumNumber() throws(CaseWireDecoder.Failure) -> Int { Int(Int32(truncatingIfNeeded: try varint())) }
-
-    /// Appends a repeated enum's numbers, packed (wire type 2) or one per field.
-    mutating func enumNumbers(_ wireType: UInt64, into numbers: inout [Int]) throws(CaseWireDecoder.Failure) {
-        guard wireType == 2 else {
-            numbers.append(try enumNumber())
-            return
-        }
-        var packed = WireReader(try lengthDelimited())
-        while !packed.isAtEnd { numbers.append(try packed.enumNumber()) }
-    }
-
-    /// A nested message's bytes.
-    mutating func message() throws(CaseWireDecoder.Failure) -> WireReader { WireReader(try lengthDelimited()) }
 }
 
 /// An engine enum from its proto number.

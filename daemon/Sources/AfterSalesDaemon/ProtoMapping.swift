@@ -106,7 +106,7 @@ extension Case {
 }
 
 /// A stored case that names an enum value this build does not know: written by a newer daemon, or damaged.
-struct StoredCaseError: Error, CustomStringConvertible {
+struct StoredCaseError: Error, CustomStringConvertible, Sendable {
     let caseID: String
     let field: String
     var description: String { "stored case \(caseID) has no valid \(field)" }

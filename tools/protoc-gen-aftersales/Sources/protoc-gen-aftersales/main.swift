@@ -251,6 +251,8 @@ let handWrittenMessages: Set<String> = [
 /// not silent bytes. `Case` and the `requests` also get read skeletons.
 func fieldNumbers(_ file: FileDescriptor, alsoFor others: [Descriptor], requests: [Descriptor]) -> String {
     var out = header + """
+        import AfterSalesRPC
+
         /// A message's field numbers, as the direct codec reads and writes them.
         protocol WireField: RawRepresentable where RawValue == UInt64 {}
 
