@@ -397,10 +397,15 @@ public struct CaseStore: Sendable {
         return number
     }
 
+    /// Keeps the queue's live entries, each once. Built from the queue, not from every
+    /// case: a store of many ended cases and few deadlines (a day of refunds) rebuilt from
+    /// all its cases every ~1 000 changes, which made a call's cost grow with the cases
+    /// ever stored (24 µs → 51 µs of daemon CPU per call over 400 000 cases). From the
+    /// queue it is one case lookup per entry, and there are at most 2 × live + 1 024.
     private mutating func rebuildDeadlines() {
-        let live = cases.values.compactMap { item in
-            item.deadline.map { ScheduledDeadline(dueAt: $0.dueAt, caseID: item.caseID, kind: $0.kind) }
-        }
+        let cases = self.cases
+        var kept = Set<ScheduledDeadline>(minimumCapacity: liveDeadlineCount)
+        let live = deadlines.unorderedEntries.filter { Self.isLive($0, in: cases) && kept.insert($0).inserted }
         deadlines.rebuild(from: live)
     }
 }

@@ -70,7 +70,7 @@ public struct DeadlineQueue: Sendable {
         heap = Heap(entries.map { PackedDeadline(dueAt: $0.dueAt, caseNumber: $0.caseNumber, kind: $0.kind) })
     }
 
-    /// Every stored entry, in no particular order (for checks and tests).
+    /// Every stored entry, in no particular order (shedding stale entries; checks and tests).
     public var unorderedEntries: [ScheduledDeadline] { heap.unordered.map(\.unpacked) }
 }
 

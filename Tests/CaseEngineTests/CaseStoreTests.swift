@@ -23,6 +23,27 @@ import Testing
         #expect(store.count == 51)
     }
 
+    /// Many ended cases and few deadlines (a day of refunds): the queue sheds its stale
+    /// entries from itself, keeps every live one exactly once, stays O(live) in size, and
+    /// still fires what is due.
+    @Test func theDeadlineQueueShedsStaleEntriesAndKeepsEveryLiveOne() throws {
+        var store = CaseStore()
+        var open: [String] = []
+        for line in 0..<5_000 {
+            let id = try store.apply(Fixture.create(Fixture.newCase(line: "\(line)")), now: Fixture.t0 + Millis(line)).case.caseID
+            if line % 500 == 0 { open.append(id); continue }
+            _ = try store.apply(Fixture.merchant(id, .merchantAgree(note: "")), now: Fixture.t0 + Millis(line))
+            #expect(store.queuedDeadlines.count <= 2 * (open.count + 1) + 1_024 + 1, "line \(line)")
+        }
+        let live = store.queuedDeadlines.filter(store.isLive)
+        #expect(live.count == open.count && Set(live).count == live.count)
+        #expect(Set(live.map(\.caseID)) == Set(open))
+        #expect(store.nextDeadline == Fixture.t0 + 48 * TimeSpan.hour)
+        let fired = store.fireDueDeadlines(now: Fixture.t0 + 49 * TimeSpan.hour)
+        #expect(Set(fired.map(\.case.caseID)) == Set(open))
+        #expect(store.cases.values.allSatisfy { $0.status.isTerminal })
+    }
+
     @Test func aShardHandsOutIdsThatNameItAndListsThemInOrder() throws {
         let numbering = CaseNumbering(shard: 3, shardCount: 8)
         var store = CaseStore(numbering: numbering)
