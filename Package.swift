@@ -145,7 +145,7 @@ let package = Package(
             dependencies: ["AfterSalesDaemon", "AfterSalesProto", "AfterSalesRPC", "AfterSalesTestSupport", "Postgres",
                            .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
-        .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+        .testTarget(name: "AfterSalesRPCTests", dependencies: ["AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "CaseEngineTests", dependencies: ["CaseEngine", "AfterSalesTestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["AfterSalesDaemon", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "CaseEngine", "ZeroMQ", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "ClientTests", dependencies: ["AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),

@@ -32,6 +32,14 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Prints the instructions per call of this run's last dump (the one taken right after the
+# load, not the one written at exit).
+per_call() {  # per_call LABEL CALLS
+  local last total
+  last="$(ls "$OUT".out.* 2>/dev/null | sort -V | tail -1)"
+  total="$(callgrind_annotate "${last:-$OUT.out}" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+  echo "[profile] $1: $total instructions for $2 calls = $((total / $2)) per call" >&2
+}
 mkdir -p "$ROOT/bench/results"
 
 rm -f "$OUT".out*
@@ -51,9 +59,7 @@ if [[ "$LOAD" == echo ]]; then
   callgrind_control --dump "$PID" >/dev/null 2>&1 || true
   kill -TERM "$PID"; for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
   PID=""
-  LAST="$(ls "$OUT".out.* 2>/dev/null | sort -V | tail -1)"
-  TOTAL="$(callgrind_annotate "$LAST" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
-  echo "[profile] echo server: $TOTAL instructions for 5 100 round trips = $((TOTAL / 5100)) per call" >&2
+  per_call "echo server" 5100
   exit 0
 fi
 # valgrind 3.19 gives up on the DWARF of this build ("possibly corrupted debuginfo"), so
@@ -104,10 +110,7 @@ LAST="${LAST:-$OUT.out}"
   callgrind_annotate --threshold=100 "$LAST" 2>/dev/null | sed -n "1,70p"
 } > "$OUT.txt"
 echo "[profile] $OUT.txt" >&2
-TOTAL="$(callgrind_annotate "$LAST" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
 case "$LOAD" in
-  throughput) CALLS="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["call_count"])' "$WORK/load.json")" ;;
-  getcase) CALLS=5100 ;;
-  *) CALLS="" ;;
+  throughput) per_call throughput "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["call_count"])' "$WORK/load.json")" ;;
+  getcase) per_call getcase 5100 ;;
 esac
-[[ -n "$CALLS" ]] && echo "[profile] $LOAD: $TOTAL instructions for $CALLS calls = $((TOTAL / CALLS)) per call" >&2

@@ -124,11 +124,11 @@ for variant in ("burst", "burst_freeze"):
         + (f" ({len(runs)} rounds)" if len(runs) > 1 else ""),
         fmt(med(r.get("during_p99_us") for r in runs)), fmt(med(r.get("before_p99_us") for r in runs)) + " before",
         fr(rr), "≤ 2×", rr[0] <= 2 if rr[0] else None)
-for x in pick("burst") + pick("burst_freeze"):
-    notes.append(f"{x['bench']}: open-loop GetCase at {int(x['rate'])}/s; before p50 {fmt(x.get('before_p50_us'))} µs "
-                 f"({x.get('before_count')} calls), during p50 {fmt(x.get('during_p50_us'))} µs, max {fmt(x.get('during_max_us'))} µs "
-                 f"({x.get('during_count')} calls over {x['expiry_window_ms']} ms); {x['received']:,} expiries received, "
-                 f"{x['missing']} missing")
+    for x in runs:
+        notes.append(f"{x['bench']}: open-loop GetCase at {int(x['rate'])}/s; before p50 {fmt(x.get('before_p50_us'))} µs "
+                     f"({x.get('before_count')} calls), during p50 {fmt(x.get('during_p50_us'))} µs, max {fmt(x.get('during_max_us'))} µs "
+                     f"({x.get('during_count')} calls over {x['expiry_window_ms']} ms); {x['received']:,} expiries received, "
+                     f"{x['missing']} missing")
 
 # 4 scale
 for x in pick("scale"):

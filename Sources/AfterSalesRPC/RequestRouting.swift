@@ -37,16 +37,14 @@ public enum RequestRouting {
     /// The first length-delimited field `wanted` of a serialized message, as text; nil when
     /// it is absent or the bytes do not parse.
     static func firstString(_ wanted: UInt64, in payload: Data) -> String? {
-        payload.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) -> String? in
-            var reader = WireReader(bytes)
-            do {
-                while !reader.isAtEnd {
-                    let (field, wireType) = try reader.tag()
-                    if field == wanted, wireType == 2 { return String(decoding: try reader.lengthDelimited(), as: UTF8.self) }
-                    try reader.skip(field: field, wireType: wireType)
-                }
-            } catch {}
+        let found = try? WireReader.reading(payload) { (reader: inout WireReader) throws(WireFailure) -> String? in
+            while !reader.isAtEnd {
+                let (field, wireType) = try reader.tag()
+                if field == wanted, wireType == 2 { return String(decoding: try reader.lengthDelimited(), as: UTF8.self) }
+                try reader.skip(field: field, wireType: wireType)
+            }
             return nil
         }
+        return found ?? nil
     }
 }

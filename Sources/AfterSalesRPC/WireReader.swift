@@ -3,6 +3,7 @@
 // the envelope and the shape check), the routing of calls by their case id, and the
 // benchmark's driver. It reads as SwiftProtobuf does and refuses what it refuses
 // (truncation, overlong varints, invalid UTF-8, field number 0, bad wire types).
+import Foundation
 
 /// Why bytes were not read.
 public enum WireFailure: Error, CustomStringConvertible {
@@ -32,6 +33,19 @@ public struct WireReader {
     /// A reader of `bytes`, which must outlive it.
     @inlinable
     public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    /// Runs `body` with a reader over `bytes` (an array, a slice, `Data`), passing on its
+    /// failure: `withUnsafeBytes` cannot carry a typed throw itself.
+    @inlinable
+    public static func reading<T>(_ bytes: some ContiguousBytes, _ body: (inout WireReader) throws(WireFailure) -> T) throws(WireFailure) -> T {
+        let result = bytes.withUnsafeBytes { raw in
+            Result { () throws(WireFailure) -> T in
+                var reader = WireReader(raw)
+                return try body(&reader)
+            }
+        }
+        return try result.get()
+    }
 
     /// Bytes read so far.
     @inlinable

@@ -360,7 +360,7 @@ public struct CaseStore: Sendable {
         // Lazy cancellation leaves stale entries behind; shed them once they outnumber
         // the live ones, so the queue stays O(live) in size at amortised O(1) per change.
         if deadlines.storedCount > 2 * liveDeadlineCount + 1_024 {
-            rebuildDeadlines()
+            shedStaleDeadlines()
         }
         // Only this case's own entry can have gone stale at the top: look further only
         // then (checking liveness is a lookup of the case, on every change otherwise).
@@ -397,16 +397,15 @@ public struct CaseStore: Sendable {
         return number
     }
 
-    /// Keeps the queue's live entries, each once. Built from the queue, not from every
-    /// case: a store of many ended cases and few deadlines (a day of refunds) rebuilt from
-    /// all its cases every ~1 000 changes, which made a call's cost grow with the cases
-    /// ever stored (24 µs → 51 µs of daemon CPU per call over 400 000 cases). From the
-    /// queue it is one case lookup per entry, and there are at most 2 × live + 1 024.
-    private mutating func rebuildDeadlines() {
+    /// Sheds the queue's stale entries from the queue itself, not by walking every case: a
+    /// store of many ended cases and few deadlines (a day of refunds) walked all its cases
+    /// every ~1 000 changes, and a call's cost grew with the cases ever stored (24 µs →
+    /// 51 µs of daemon CPU per call over 400 000 cases). This is one case lookup per
+    /// entry, and there are at most 2 × live + 1 024. (Captures only `cases`, as
+    /// `discardStaleDeadlines` explains.)
+    private mutating func shedStaleDeadlines() {
         let cases = self.cases
-        var kept = Set<ScheduledDeadline>(minimumCapacity: liveDeadlineCount)
-        let live = deadlines.unorderedEntries.filter { Self.isLive($0, in: cases) && kept.insert($0).inserted }
-        deadlines.rebuild(from: live)
+        deadlines.shedStale { Self.isLive($0, in: cases) }
     }
 }
 

@@ -59,7 +59,14 @@ public struct DeadlineQueue: Sendable {
         while let top = heap.min, !isLive(top.unpacked) { _ = heap.popMin() }
     }
 
-    /// Rebuilds from exactly `entries`, O(n): used at restore and to shed stale entries.
+    /// Keeps only the live entries, each once, O(n) in the entries stored (not in the
+    /// cases the store holds): what `discardStale` does at the top, over the whole queue.
+    public mutating func shedStale(isLive: (ScheduledDeadline) -> Bool) {
+        var kept = Set<PackedDeadline>()
+        heap = Heap(heap.unordered.filter { isLive($0.unpacked) && kept.insert($0).inserted })
+    }
+
+    /// Rebuilds from exactly `entries`, O(n): used at restore.
     public mutating func rebuild<S: Sequence>(from entries: S) where S.Element == ScheduledDeadline {
         heap = Heap(entries.map(PackedDeadline.init))
     }
@@ -70,14 +77,14 @@ public struct DeadlineQueue: Sendable {
         heap = Heap(entries.map { PackedDeadline(dueAt: $0.dueAt, caseNumber: $0.caseNumber, kind: $0.kind) })
     }
 
-    /// Every stored entry, in no particular order (shedding stale entries; checks and tests).
+    /// Every stored entry, in no particular order (for checks and tests).
     public var unorderedEntries: [ScheduledDeadline] { heap.unordered.map(\.unpacked) }
 }
 
 /// A `ScheduledDeadline` in 16 bytes instead of 32 (one per open case, so a million of
 /// them): the case number and the kind share one word, and comparing two integers orders
 /// entries exactly as (dueAt, caseID, kind) does, since store-made ids sort as numbers.
-private struct PackedDeadline: Comparable {
+private struct PackedDeadline: Comparable, Hashable {
     let dueAt: Millis
     /// Case number × 8 + the kind's position in `DeadlineKind.allCases` (6 kinds).
     let caseNumberAndKind: UInt64

@@ -1,5 +1,6 @@
 import AfterSalesProto
 import AfterSalesRPC
+import AfterSalesTestSupport
 import Foundation
 import SwiftProtobuf
 import Testing
@@ -46,13 +47,7 @@ import Testing
     }
 
     @Test func skipsUnknownFieldsOfEveryWireTypeAndGroups() {
-        var bytes: [UInt8] = []
-        bytes += [0xA8, 0x1F, 0x05]                            // field 501 varint
-        bytes += [0xB1, 0x1F] + [UInt8](repeating: 1, count: 8)  // field 502 fixed64
-        bytes += [0xBA, 0x1F, 0x02, 0x41, 0x42]                // field 503 bytes
-        bytes += [0xC5, 0x1F] + [UInt8](repeating: 2, count: 4)  // field 504 fixed32
-        bytes += [0xCB, 0x1F, 0x08, 0x01, 0xCC, 0x1F]          // field 505 group holding a varint
-        bytes += [0x1A, 0x02, 0x6F, 0x6B]                      // field 3 "ok"
+        let bytes = WireSamples.unknownFieldsOfEveryWireType + [0x1A, 0x02, 0x6F, 0x6B]   // then field 3 "ok"
         let text = read(bytes) { (r: inout WireReader) throws(WireFailure) -> String in
             while !r.isAtEnd {
                 let (field, wireType) = try r.tag()
@@ -73,7 +68,7 @@ import Testing
 
     @Test func routingReadsTheCaseIDAsTheDecoderDoes() throws {
         let request = Aftersales_V1_MerchantAgreeRequest.with { $0.caseID = "AS0000000042"; $0.merchantID = "M-1" }
-        var bytes: [UInt8] = [0xA8, 0x1F, 0x05]   // an unknown field first
+        var bytes = WireSamples.unknownFields[0]   // an unknown field first
         bytes += try request.serializedBytes()
         #expect(RequestRouting.caseID(of: .merchantAgree, payload: Data(bytes)) == "AS0000000042")
         #expect(RequestRouting.caseID(of: .merchantAgree, payload: Data([0x0A, 0x05, 0x41])) == nil)

@@ -1,5 +1,6 @@
 @testable import AfterSalesDaemon
 import AfterSalesProto
+import AfterSalesTestSupport
 import CaseEngine
 import Foundation
 import SwiftProtobuf
@@ -30,12 +31,7 @@ import Testing
         let c = try WireEncodingTests().casesAlongEveryPath()[0]
         var message = Aftersales_V1_Case(c)
         // Unknown fields of every wire type, and an enum number this build does not know.
-        var unknown: [UInt8] = []
-        unknown += [0xA8, 0x1F, 0x05]                            // field 501 varint
-        unknown += [0xB1, 0x1F] + [UInt8](repeating: 1, count: 8)  // field 502 fixed64
-        unknown += [0xBA, 0x1F, 0x02, 0x41, 0x42]                // field 503 bytes
-        unknown += [0xC5, 0x1F] + [UInt8](repeating: 2, count: 4)  // field 504 fixed32
-        unknown += [0xCB, 0x1F, 0x08, 0x01, 0xCC, 0x1F]          // field 505 group holding a varint
+        let unknown = WireSamples.unknownFieldsOfEveryWireType
         message.signals.logisticsAnomalies.append(.UNRECOGNIZED(77))
         let swiftProtobufBytes: [UInt8] = try message.serializedBytes() + unknown
         #expect(reference(swiftProtobufBytes) == c)

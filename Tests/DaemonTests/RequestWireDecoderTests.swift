@@ -270,13 +270,9 @@ import Testing
             preconditionFailure("\(method) is not a mutation")
         }
         var bytes: [UInt8] = (try? message.serializedBytes()) ?? []
-        // Unknown fields of every wire type, which both readers must skip.
-        switch r.next() % 4 {
-        case 0: bytes += [0xA8, 0x1F, 0x05]                                  // field 501, varint
-        case 1: bytes += [0xBA, 0x1F, 0x02, 0x41, 0x42]                      // field 503, bytes
-        case 2: bytes += [0xC5, 0x1F] + [UInt8](repeating: 2, count: 4)      // field 504, fixed32
-        default: break
-        }
+        // Sometimes an unknown field (of any wire type), which both readers must skip.
+        let pick = Int(r.next() % UInt64(WireSamples.unknownFields.count + 1))
+        if pick < WireSamples.unknownFields.count { bytes += WireSamples.unknownFields[pick] }
         return Data(bytes)
     }
 }

@@ -346,11 +346,9 @@ struct ExpiryNotice {
                 }
             }
         }
-        let read = bytes.withUnsafeBytes { whole in
-            var reader = WireReader(whole)
-            return Result { () throws(WireFailure) in try walk(&reader, depth: 0) }
+        guard (try? WireReader.reading(bytes) { (reader: inout WireReader) throws(WireFailure) in try walk(&reader, depth: 0) }) != nil else {
+            return nil
         }
-        guard case .success = read else { return nil }
         self = notice
     }
 
@@ -444,62 +442,5 @@ struct CurveOptions: ParsableArguments {
         guard let serverKey, let key, let server = try? read(serverKey), let secret = try? read(key),
               let keys = try? CurveKeyPair(secretKey: secret) else { return nil }
         return (server, keys)
-    }
-}
-
-/// What the throughput driver needs of a reply — its request id, status, and for a
-/// CreateCase the new case's id — read with the shared WireReader: a driver that decoded
-/// every reply's case and judgement with SwiftProtobuf spent more CPU per call than the
-/// daemon answering it, on the same two cores (redis-benchmark does not parse its replies
-/// either).
-struct ReplyHeader {
-    var requestID: UInt64 = 0
-    var code = 0
-    var message = ""
-    /// `payload.case.case_id` (CreateCase and the other mutating replies).
-    var caseID = ""
-
-    private static func number(_ path: [String], in message: String) -> UInt64 {
-        UInt64(Contract.fieldPath(path, in: message)!.last!.number)
-    }
-    private static let requestIDField = number(["request_id"], in: ResponseEnvelope.protoMessageName)
-    private static let codeField = number(["code"], in: ResponseEnvelope.protoMessageName)
-    private static let messageField = number(["message"], in: ResponseEnvelope.protoMessageName)
-    private static let payloadField = number(["payload"], in: ResponseEnvelope.protoMessageName)
-    private static let caseField = number(["case"], in: Aftersales_V1_CreateCaseResponse.protoMessageName)
-    private static let caseIDField = number(["case_id"], in: Aftersales_V1_Case.protoMessageName)
-
-    private init() {}
-
-    /// nil when the bytes are not a ResponseEnvelope.
-    init?(_ body: ArraySlice<UInt8>) {
-        var header = ReplyHeader()
-        let read = body.withUnsafeBytes { raw in
-            Result { () throws(WireFailure) in
-                var envelope = WireReader(raw)
-                while !envelope.isAtEnd {
-                    let (field, wireType) = try envelope.tag()
-                    switch (field, wireType) {
-                    case (Self.requestIDField, 0): header.requestID = try envelope.varint()
-                    case (Self.codeField, 0): header.code = try envelope.enumNumber()
-                    case (Self.messageField, 2): header.message = try envelope.string()
-                    case (Self.payloadField, 2):
-                        var payload = try envelope.message()
-                        while !payload.isAtEnd {
-                            let (inner, innerType) = try payload.tag()
-                            guard inner == Self.caseField, innerType == 2 else { try payload.skip(field: inner, wireType: innerType); continue }
-                            var caseFields = try payload.message()
-                            while !caseFields.isAtEnd {
-                                let (c, cType) = try caseFields.tag()
-                                if c == Self.caseIDField, cType == 2 { header.caseID = try caseFields.string() } else { try caseFields.skip(field: c, wireType: cType) }
-                            }
-                        }
-                    default: try envelope.skip(field: field, wireType: wireType)
-                    }
-                }
-            }
-        }
-        guard case .success = read else { return nil }
-        self = header
     }
 }

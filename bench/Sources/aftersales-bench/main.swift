@@ -230,19 +230,21 @@ struct Throughput: ParsableCommand {
                 while let frames = try sockets[i].receive(dontWait: true) {
                     let now = monoNanos()
                     outstanding -= 1
-                    guard let body = WireFrames.dealerReply(frames), let reply = ReplyHeader(body[...]) else {
+                    guard let body = WireFrames.dealerReply(frames), let env = try? ResponseEnvelope(serializedBytes: body) else {
                         errors += 1
                         continue
                     }
-                    let slot = Int(reply.requestID & 0xFFFFF)
+                    let slot = Int(env.requestID & 0xFFFFF)
                     let inWindow = sentAt[slot] >= measureFrom && now <= measureTo
-                    if reply.code != StatusCode.ok.rawValue {
+                    if env.code != .ok {
                         errors += 1
-                        if firstError.isEmpty { firstError = "\(StatusCode(rawValue: reply.code)?.name ?? "\(reply.code)"): \(reply.message)" }
+                        if firstError.isEmpty { firstError = "\(env.code.name): \(env.message)" }
                         pendingCase[slot] = nil
                     } else if pendingCase[slot] == nil {
                         // A CreateCase answer: the next call on this slot agrees to it.
-                        pendingCase[slot] = createOnly ? nil : reply.caseID
+                        // (Only the case id is read, with a partial decode of the answer.)
+                        let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
+                        pendingCase[slot] = createOnly ? nil : created.case.caseID
                         if inWindow { creates += 1 }
                     } else {
                         pendingCase[slot] = nil

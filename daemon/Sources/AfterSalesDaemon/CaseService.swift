@@ -320,17 +320,14 @@ enum CaseService {
 
     /// A request read by the direct codec; what SwiftProtobuf refuses, it refuses.
     static func read<M: WireMessage>(_: M.Type, _ payload: Data) throws(RPCError) -> M {
-        let result = payload.withUnsafeBytes { raw in
-            Result { () throws(CaseWireDecoder.Failure) -> M in
-                var reader = WireReader(raw)
+        do {
+            return try WireReader.reading(payload) { (reader: inout WireReader) throws(WireFailure) -> M in
                 var message = M()
                 try message.merge(&reader)
                 return message
             }
-        }
-        switch result {
-        case .success(let message): return message
-        case .failure(let failure): throw RPCError(.invalidArgument, "payload does not parse as \(M.messageName): \(failure)")
+        } catch {
+            throw RPCError(.invalidArgument, "payload does not parse as \(M.messageName): \(error)")
         }
     }
 
@@ -367,11 +364,6 @@ enum CaseService {
             }
             return tag
         }
-    }
-
-    /// The engine value of a proto enum number (nil for 0 and for numbers this build does not know).
-    static func engine<E: CaseIterable>(_ number: Int, as _: E.Type = E.self) -> E? where E.AllCases == [E] {
-        EnumMapping.engine(number: number)
     }
 }
 

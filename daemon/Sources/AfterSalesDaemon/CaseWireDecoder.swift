@@ -133,9 +133,6 @@ extension CaseWireDecoder {
     }
 }
 
-/// An engine enum from its proto number.
-private func engine<E: CaseIterable>(_ number: Int) -> E? where E.AllCases == [E] { EnumMapping.engine(number: number) }
-
 // MARK: - From the wire to the engine's types
 // The per-message structs and their `merge` loops are generated from case.proto
 // (CaseWireFields.generated.swift); here is only what the engine's types need from them.

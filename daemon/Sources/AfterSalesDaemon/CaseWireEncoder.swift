@@ -108,8 +108,8 @@ extension ProtoWriter {
         varintField(SignalsField.consumerRefundOnlyCount30D.rawValue, UInt64(s.consumerRefundOnlyCount30d))
     }
 
-    /// A `Judgement` (CreateCase, AddEvidence, UpdateLogistics and EvaluateIntervention
-    /// answer with one).
+    /// A `Judgement`, as the mutating answers that run it (CreateCase, AddEvidence,
+    /// UpdateLogistics) carry it and idempotent answers keep it.
     mutating func judgement(_ j: Judgement) {
         varintField(JudgementField.eligible.rawValue, j.eligible ? 1 : 0)
         varintField(JudgementField.intervene.rawValue, j.intervene ? 1 : 0)

@@ -326,16 +326,10 @@ final class DaemonCore {
     /// While deadlines are overdue (a burst worked off a slice at a time), the case a call
     /// names has its own due deadline fired first, journaled and announced like any other
     /// firing: the call then sees the case as it is after its deadline, never a proposal
-    /// still pending past `expires_at`. Decoding the request twice costs only in a backlog.
+    /// still pending past `expires_at`. The case id is read as routing reads it (only the
+    /// `case_id` field), and only in a backlog.
     private func fireDeadlineOfTouchedCase(_ method: Method, _ payload: Data) {
-        let caseID: String?
-        switch method {
-        case .getCase: caseID = try? CaseService.caseIDOfGetCase(payload)
-        case .evaluateIntervention: caseID = try? CaseService.decode(Aftersales_V1_EvaluateInterventionRequest.self, payload).caseID
-        case _ where method.isMutating: caseID = try? CaseService.mutation(method, payload).request.caseID
-        default: caseID = nil
-        }
-        guard let caseID, !caseID.isEmpty else { return }
+        guard let caseID = RequestRouting.caseID(of: method, payload: payload), !caseID.isEmpty else { return }
         let now = clock.now()
         guard let outcome = store.fireDeadlineIfDue(caseID: caseID, now: now) else { return }
         if let due = outcome.firedDeadlineDueAt { tally?.deadlineFired(lateByMs: now - due) }

@@ -28,6 +28,12 @@ enum EnumMapping {
     }
 }
 
+/// The engine value of a proto enum number as the direct codec reads it (nil for 0 and
+/// for numbers this build does not know): `EnumMapping.engine(number:)`, shorter.
+func engine<E: CaseIterable>(_ number: Int, as _: E.Type = E.self) -> E? where E.AllCases == [E] {
+    EnumMapping.engine(number: number)
+}
+
 extension Aftersales_V1_Case {
     /// The wire form of an engine case; `includeHistory: false` keeps announcements and list pages small.
     init(_ c: Case, includeHistory: Bool = true) {
