@@ -13,7 +13,7 @@
 # and bench/results/callgrind-<load>.txt (the annotated top).
 #
 # PROFILE_DAEMON=path profiles another build of aftersalesd (an A/B of two commits under
-# the same load; PROFILE_OUT=name writes callgrind-<name>.* instead).
+# the same load; PROFILE_OUT=name writes callgrind-<name>.* instead; ab-* names are not committed).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
