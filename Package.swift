@@ -122,13 +122,14 @@ let package = Package(
         .executableTarget(
             name: "aftersales-bench",
             dependencies: [
-                "AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "ZeroMQ",
+                "AfterSalesClient", "AfterSalesRPC", "AfterSalesProto", "AfterSalesTestSupport", "ZeroMQ", "CEpoll",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "bench/Sources/aftersales-bench"
         ),
+        .systemLibrary(name: "CEpoll", path: "bench/Sources/CEpoll"),
 
         // MARK: tests
         // What the test targets and the benchmarks share (like swift-nio's NIOTestUtils): the

@@ -92,6 +92,13 @@ if es:
     row("2 mutating calls/s, 50 DEALERs × 16 in flight (everysec) vs redis -c 50 -P 16 SET",
         fmt(med(x["calls_per_s"] for x in pp)), fmt(med(x["calls_per_s"] for x in r16)), fr(r), "≥ 0.5×",
         r[0] >= 0.5 if r[0] else None)
+    lz = pick("throughput", label="everysec-libzmq")
+    if lz:
+        notes.append(f"throughput driver: aftersales-bench speaks ZMTP 3.0 from its own thread (--raw-zmtp), "
+                     f"{fmt(med(x.get('cpu_us_per_call') for x in es))} µs of CPU per call (everysec); the same load "
+                     f"through libzmq's DEALER sockets: {fmt(med(x['calls_per_s'] for x in lz))} calls/s, "
+                     f"{fmt(med(x.get('cpu_us_per_call') for x in lz))} µs of driver CPU per call (redis-benchmark's: "
+                     f"row 10). The driver shares the two cores with the server.")
     for name, items in [("everysec", es), ("always", al), ("pipelined", pp)]:
         notes.append(f"{name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "
                      f"p99 {fmt(med(x.get('call_p99_us') for x in items))} µs; errors {sum(x.get('errors', 0) for x in items)}")
@@ -307,8 +314,7 @@ if pes and (lua_es or lua_al or pg):
         row(f"10 … aftersalesd --fsync {fsync}, every call a CreateCase (the peer's work) vs the same",
             cps(ours_c), cps(peer), fr(r), f"≥ {tgt}× (like for like)", (r[0] >= tgt) if r[0] else None)
     # What each server spends per call, its driver aside: on 2 shared cores the calls per
-    # second also pay for the driver (aftersales-bench's 50 DEALERs cost more than
-    # redis-benchmark's 50 plain TCP connections), so this is the servers' own ratio.
+    # second also pay for the driver, so this is the servers' own ratio.
     for ours_c, peer, fsync, peer_name in [(pesc, lua_es, "everysec", "Redis 7 + Lua (AOF everysec)"),
                                            (palc, lua_al, "always", "Redis 7 + Lua (AOF always)"),
                                            (palc, pg, "always", "PostgreSQL 15 (all its processes)")]:
@@ -329,6 +335,15 @@ if pes and (lua_es or lua_al or pg):
     notes.append("peers, the server's CPU time per call (µs; the daemon over the measured seconds, redis-server and "
                  "PostgreSQL over the whole run, from /proc): " + ", ".join(f"{k} {fmt(v)}" for k, v in cpu if v is not None)
                  + f"; the daemon's driver (aftersales-bench) {fmt(med(x.get('cpu_us_per_call') for x in pes + pesc))} µs per call")
+    p16 = pick("throughput", label="peers-always-create-p16")
+    share = lambda items: fmt(med(x.get("server_busiest_thread_share") for x in items), digits=2)
+    if palc:
+        notes.append(f"peers, how busy the daemon's loop (its busiest thread) was, as a share of one core: everysec "
+                     f"CreateCase only {share(pesc)}, always CreateCase only {share(palc)}"
+                     + (f"; the same always CreateCase-only load with 16 calls in flight per caller: {cps(p16)} calls/s, "
+                        f"loop {share(p16)}, server CPU {fmt(med(x.get('server_cpu_us_per_call') for x in p16))} µs per call" if p16 else "")
+                     + ". Below one core the closed-loop calls/s are bounded by round trips (wake-ups on two shared cores), "
+                       "not by the daemon's CPU.")
     for name, items in [("everysec", lua_es), ("always", lua_al)]:
         if items:
             notes.append(f"peers, Redis+Lua {name}: call latency p50 {fmt(med(x.get('call_p50_us') for x in items))} µs, "

@@ -153,12 +153,16 @@ if [[ " $ONLY " == *" latency "* || " $ONLY " == *" throughput "* ]]; then
       record $r "$("${RB[@]}" -c 1 -n $REDIS_GET_N -t get -d "$REPLY_BYTES" 2>/dev/null | tr '\r' '\n' | redis_latency)"
     fi
     if [[ " $ONLY " == *" throughput "* ]]; then
-      log "round $r/$ROUNDS: throughput (everysec, always, redis -c 50, pipelined, redis -P 16)"
-      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label everysec --connections 50 --inflight 1 --seconds $TP_SECONDS)"
-      record $r "$("$BENCH" throughput --endpoint "$RPC_al" --label always --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+      # The driver speaks ZMTP from its own thread (--raw-zmtp), as redis-benchmark speaks
+      # RESP: through libzmq it spent twice redis-benchmark's CPU per call on the two cores
+      # the servers share. One run per round through libzmq's DEALER, for the comparison.
+      log "round $r/$ROUNDS: throughput (everysec, always, redis -c 50, pipelined, redis -P 16, everysec through libzmq)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label everysec --raw-zmtp --connections 50 --inflight 1 --seconds $TP_SECONDS)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_al" --label always --raw-zmtp --connections 50 --inflight 1 --seconds $TP_SECONDS)"
       record $r "$("${RB[@]}" -c 50 -n $REDIS_SET_N -t set -d $REDIS_SET_BYTES --csv 2>/dev/null | redis_rps redis_c50)"
-      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label pipelined --connections 50 --inflight 16 --seconds $TP_SECONDS)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label pipelined --raw-zmtp --connections 50 --inflight 16 --seconds $TP_SECONDS)"
       record $r "$("${RB[@]}" -c 50 -P 16 -n $REDIS_P16_N -t set -d $REDIS_SET_BYTES --csv 2>/dev/null | redis_rps redis_p16)"
+      record $r "$("$BENCH" throughput --endpoint "$RPC_es" --label everysec-libzmq --connections 50 --inflight 1 --seconds $TP_SECONDS)"
     fi
   done
   stop_named echo; stop_named lat; stop_named es; stop_named al
@@ -429,7 +433,7 @@ d["server_cpu_us_per_call"] = round((int(sys.argv[3]) - int(sys.argv[2])) * 1e6 
 print(json.dumps(d))' "$out" "$cpu0" "$cpu1"
   }
   pg_run 0 1 >/dev/null  # warm-up: connections, plans, the first pages
-  TPD=(--connections 50 --inflight 1 --seconds $TP_SECONDS)
+  TPD=(--raw-zmtp --connections 50 --inflight 1 --seconds $TP_SECONDS)
   for ((r = 1; r <= ROUNDS; r++)); do
     log "round $r/$ROUNDS: peers (daemon everysec, Redis+Lua everysec, daemon always, Redis+Lua always, PostgreSQL)"
     record $r "$("$BENCH" throughput --endpoint "$RPC_pes" --label peers-everysec --server-pid "${PID_OF[pes]}" "${TPD[@]}")"
@@ -438,6 +442,10 @@ print(json.dumps(d))' "$out" "$cpu0" "$cpu1"
     LUA_N[everysec]="$(json "$out" calls_per_s | python3 -c "import sys; print(max(2000, int(float(sys.stdin.read()) * $TP_SECONDS)))")"
     record $r "$("$BENCH" throughput --endpoint "$RPC_pal" --label peers-always --server-pid "${PID_OF[pal]}" "${TPD[@]}")"
     record $r "$("$BENCH" throughput --endpoint "$RPC_pal" --label peers-always-create --create-only --server-pid "${PID_OF[pal]}" "${TPD[@]}")"
+    # The same with 16 calls in flight per caller: what the daemon does when round trips
+    # do not bound it (its loop's busy share is in the notes).
+    record $r "$("$BENCH" throughput --endpoint "$RPC_pal" --label peers-always-create-p16 --create-only --server-pid "${PID_OF[pal]}" \
+      --raw-zmtp --connections 50 --inflight 16 --seconds $TP_SECONDS)"
     out="$(lua_run always $r "${LUA_N[always]}")"; record $r "$out"
     LUA_N[always]="$(json "$out" calls_per_s | python3 -c "import sys; print(max(2000, int(float(sys.stdin.read()) * $TP_SECONDS)))")"
     record $r "$(pg_run $r $TP_SECONDS)"

@@ -141,13 +141,17 @@ struct Throughput: ParsableCommand {
     var createOnly = false
     @Option(help: "A server process (repeatable; a process's children count with it, e.g. a PostgreSQL postmaster's backends): report their CPU time per call over the measured seconds (server_cpu_us_per_call).")
     var serverPid: [Int32] = []
+    @Flag(help: "Speak ZMTP 3.0 from the driver's own thread instead of through libzmq (NULL mechanism, one endpoint): a lean load generator, as redis-benchmark is for Redis and pgbench for PostgreSQL.")
+    var rawZmtp = false
     @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let context = try ZMQContext()
         var sockets: [ZMQSocket] = []
-        var poller = ZMQPoller()
         let split = splitRoles || curve.merchantKey != nil
+        if rawZmtp && (split || cluster || curve.key != nil) {
+            throw ValidationError("--raw-zmtp is one endpoint, one socket per caller, no CURVE")
+        }
         // Members (one in the single-node case) and which serves each shard.
         var members = [endpoint]
         var ownerOfShard: [Int] = [0]
@@ -158,15 +162,16 @@ struct Throughput: ParsableCommand {
         }
         let shardCount = UInt64(ownerOfShard.count)
         let socketsPerCaller = (split ? 2 : 1) * members.count
-        for index in 0..<(connections * socketsPerCaller) {
+        let raw = rawZmtp ? try ZMTPDealers(endpoint: endpoint, connections: connections) : nil
+        for index in 0..<(raw == nil ? connections * socketsPerCaller : 0) {
             let s = try ZMQSocket(context, .dealer)
             try s.setSendHighWaterMark(0)
             try s.setReceiveHighWaterMark(0)
             try curve.apply(to: s, merchant: split && (index % socketsPerCaller) >= members.count)
             try s.connect(members[index % members.count])
             sockets.append(s)
-            _ = poller.add(s)
         }
+        var waiter = raw == nil ? try ManySocketWaiter(sockets) : nil
         // Let the connections come up before the clock starts.
         Thread.sleep(forTimeInterval: 0.3)
         let prefix = runPrefix("tp-\(label)")
@@ -180,7 +185,9 @@ struct Throughput: ParsableCommand {
         var measured = 0, errors = 0, creates = 0, agrees = 0
         var firstError = ""
 
-        func send(_ slot: Int) throws {
+        /// Sends the slot's next call; returns the socket it went out on.
+        @discardableResult
+        func send(_ slot: Int) throws -> Int {
             seq += 1
             let id = (seq << 20) | UInt64(slot)
             let body: [UInt8]
@@ -201,8 +208,13 @@ struct Throughput: ParsableCommand {
             sentAt[slot] = monoNanos()
             let agreeing = split && pendingCase[slot] != nil
             let socket = (slot / inflight) * socketsPerCaller + (agreeing ? members.count : 0) + ownerOfShard[Int(shard)]
-            try sockets[socket].send(WireFrames.dealerCall(body: body))
+            if let raw {
+                try raw.send(socket, body: body)
+            } else {
+                try sockets[socket].send(WireFrames.dealerCall(body: body))
+            }
             outstanding += 1
+            return socket
         }
 
         let start = monoNanos()
@@ -210,51 +222,69 @@ struct Throughput: ParsableCommand {
         let measureTo = measureFrom + UInt64(seconds * 1e9)
         var cpuAtFrom: UInt64?, cpuAtTo: UInt64?
         var serverCPUFrom: UInt64?, serverCPUTo: UInt64?
-        for slot in 0..<slots { try send(slot) }
+        var threadsFrom: [String: UInt64] = [:], threadsTo: [String: UInt64] = [:]
+        for slot in 0..<slots {
+            let socket = try send(slot)
+            waiter?.touched(socket)
+        }
         var stopping = false
         let hardStop = measureTo + 10_000_000_000
         while outstanding > 0 {
-            _ = try poller.poll(timeoutMilliseconds: 100)
+            let ready = waiter?.wait(timeoutMilliseconds: 100) ?? []
             let now0 = monoNanos()
             if now0 >= measureFrom && cpuAtFrom == nil {
                 cpuAtFrom = processCPUNanos()
-                if !serverPid.isEmpty { serverCPUFrom = processTreeCPUNanos(serverPid) }
+                if !serverPid.isEmpty {
+                    serverCPUFrom = processTreeCPUNanos(serverPid)
+                    threadsFrom = threadCPUNanos(serverPid[0])
+                }
             }
             if now0 >= measureTo && cpuAtTo == nil {
                 cpuAtTo = processCPUNanos()
-                if !serverPid.isEmpty { serverCPUTo = processTreeCPUNanos(serverPid) }
+                if !serverPid.isEmpty {
+                    serverCPUTo = processTreeCPUNanos(serverPid)
+                    threadsTo = threadCPUNanos(serverPid[0])
+                }
             }
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
-            for i in 0..<sockets.count where poller.isReadable(i) {
-                while let frames = try sockets[i].receive(dontWait: true) {
-                    let now = monoNanos()
-                    outstanding -= 1
-                    guard let body = WireFrames.dealerReply(frames), let env = try? ResponseEnvelope(serializedBytes: body) else {
-                        errors += 1
-                        continue
-                    }
-                    let slot = Int(env.requestID & 0xFFFFF)
-                    let inWindow = sentAt[slot] >= measureFrom && now <= measureTo
-                    if env.code != .ok {
-                        errors += 1
-                        if firstError.isEmpty { firstError = "\(env.code.name): \(env.message)" }
-                        pendingCase[slot] = nil
-                    } else if pendingCase[slot] == nil {
-                        // A CreateCase answer: the next call on this slot agrees to it.
-                        // (Only the case id is read, with a partial decode of the answer.)
-                        let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
-                        pendingCase[slot] = createOnly ? nil : created.case.caseID
-                        if inWindow { creates += 1 }
-                    } else {
-                        pendingCase[slot] = nil
-                        if inWindow { agrees += 1 }
-                    }
-                    if inWindow {
-                        measured += 1
-                        _ = h.record(now - sentAt[slot])
-                    }
-                    if !stopping { try send(slot) }
+            func answered(_ i: Int, _ body: [UInt8]?) throws {
+                let now = monoNanos()
+                outstanding -= 1
+                guard let body, let env = try? ResponseEnvelope(serializedBytes: body) else {
+                    errors += 1
+                    return
+                }
+                let slot = Int(env.requestID & 0xFFFFF)
+                let inWindow = sentAt[slot] >= measureFrom && now <= measureTo
+                if env.code != .ok {
+                    errors += 1
+                    if firstError.isEmpty { firstError = "\(env.code.name): \(env.message)" }
+                    pendingCase[slot] = nil
+                } else if pendingCase[slot] == nil {
+                    // A CreateCase answer: the next call on this slot agrees to it.
+                    let created = try env.decodedPayload(as: Aftersales_V1_CreateCaseResponse.self)
+                    pendingCase[slot] = createOnly ? nil : created.case.caseID
+                    if inWindow { creates += 1 }
+                } else {
+                    pendingCase[slot] = nil
+                    if inWindow { agrees += 1 }
+                }
+                if inWindow {
+                    measured += 1
+                    _ = h.record(now - sentAt[slot])
+                }
+                if !stopping {
+                    // A send on another socket (split roles, cluster) may consume its signal.
+                    let socket = try send(slot)
+                    if socket != i && raw == nil { waiter?.touched(socket) }
+                }
+            }
+            if let raw {
+                try raw.poll(timeoutMilliseconds: 100) { i, body in try answered(i, Array(body)) }
+            } else {
+                for i in ready {
+                    while let frames = try sockets[i].receive(dontWait: true) { try answered(i, WireFrames.dealerReply(frames)) }
                 }
             }
         }
@@ -272,6 +302,14 @@ struct Throughput: ParsableCommand {
         }
         if let serverCPUFrom, let serverCPUTo, measured > 0 {
             out["server_cpu_us_per_call"] = (Double(serverCPUTo - serverCPUFrom) / 1e3 / Double(measured)).rounded(toPlaces: 2)
+            // How busy the server's busiest thread was (the daemon's loop, as a share of one
+            // core): below 1, the calls/s are bounded by the round trips, not by its CPU.
+            let busiest = threadsTo.map { ($0.key, Double($0.value - (threadsFrom[$0.key] ?? $0.value)) / (seconds * 1e9)) }
+                .max { $0.1 < $1.1 }
+            if let busiest {
+                out["server_busiest_thread"] = busiest.0
+                out["server_busiest_thread_share"] = busiest.1.rounded(toPlaces: 2)
+            }
         }
         out["creates"] = creates
         out["agrees"] = agrees
