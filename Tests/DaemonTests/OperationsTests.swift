@@ -247,5 +247,8 @@ private func eventually(_ condition: () throws -> Bool) rethrows -> Bool {
         let threshold = try runDaemon(base + ["--slow-call-threshold", "soon"])
         #expect(threshold.status == 64)
         #expect(threshold.stderr.contains("500us, 10ms or 1s"), "\(threshold.stderr)")
+        let batch = try runDaemon(base + ["--max-batch", "0"])
+        #expect(batch.status == 64)
+        #expect(batch.stderr.contains("between 1 and 4096"), "\(batch.stderr)")
     }
 }

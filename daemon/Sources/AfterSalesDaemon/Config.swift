@@ -21,7 +21,8 @@ public struct DaemonConfig: Sendable {
     public var replayWindow = 100_000
     /// How many idempotency keys are remembered (oldest forgotten first).
     public var idempotencyCapacity = 100_000
-    /// Most calls taken from the socket before the batch is committed and answered.
+    /// Most calls one turn takes from the socket before it is committed and answered
+    /// (the ceiling of `TurnSize`).
     public var maxBatch = 128
     /// CPU time one turn of the loop may spend firing deadlines (µs): a burst of expiries
     /// is worked off between batches of calls instead of stalling them.

@@ -167,6 +167,7 @@ public final class Daemon: @unchecked Sendable {
         // The monitor is read at most every 100 ms rather than polled: a disconnect count need
         // not be exact to the turn, and one more poll item costs every call.
         var monitorReadAt: Millis = 0
+        var turnSize = TurnSize(ceiling: config.maxBatch)
         var metricsPublishedAt: Millis = 0
         func send(_ output: TurnOutput) { self.send(output, core: core, router: router, publisher: publisher) }
 
@@ -195,11 +196,13 @@ public final class Daemon: @unchecked Sendable {
                     while let request = try zap.receive(dontWait: true) { _ = try zap.send(core.answerZAP(request)) }
                 }
                 if poller.isReadable(routerItem) {
-                    var taken = 0
-                    while taken < config.maxBatch, let (frames, caller) = try receiveCall() {
+                    var taken = 0, drained = false
+                    while taken < turnSize.limit {
+                        guard let (frames, caller) = try receiveCall() else { drained = true; break }
                         taken += 1
                         core.receive(frames, caller: caller)
                     }
+                    turnSize.turnEnded(taken: taken, drained: drained)
                 }
                 try core.finishTurn(send: send)
                 if !stopping, let more = core.housekeeping(now: core.clock.now()) { send(more) }

@@ -89,6 +89,8 @@ struct AftersalesdCommand: ParsableCommand {
     var deadlineSlice: String?
     @Option(help: "Most deadlines fired per second while calls arrive: what comes due more slowly fires on time, a burst due together (a sale's proposals expiring, a daemon that was paused) is worked off at this rate so that calls, subscribers and libzmq keep the machine; a call on an overdue case fires its deadline first; with no calls deadlines fire as fast as they can. 0 = no limit. (env AFTERSALES_DEADLINE_RATE, default 15000)")
     var deadlineRate: Int?
+    @Option(help: "Most calls one turn takes from the socket before it is made durable (one journal write; one fdatasync under --fsync always) and answered, 1–4096. While a turn empties the socket the next takes half as many (not under 16), so that few callers' next calls overlap the loop's work; while calls queue it doubles back up to this. (env AFTERSALES_MAX_BATCH, default 128)")
+    var maxBatch: Int?
     @Option(help: "Slow calls kept, newest first. (env AFTERSALES_SLOW_CALL_LOG_SIZE, default 128)")
     var slowCallLogSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical. (env AFTERSALES_LOG_LEVEL, default info)")
@@ -218,6 +220,10 @@ struct AftersalesdCommand: ParsableCommand {
         if let v = try integer(deadlineRate, "DEADLINE_RATE", "deadline-rate") {
             guard v >= 0, v <= 10_000_000 else { throw ValidationError("--deadline-rate: \(v) is not a rate between 0 (no limit) and 10000000 deadlines a second") }
             config.deadlineRatePerSecond = v
+        }
+        if let v = try integer(maxBatch, "MAX_BATCH", "max-batch") {
+            guard v >= 1, v <= 4096 else { throw ValidationError("--max-batch: \(v) is not between 1 and 4096 calls a turn") }
+            config.maxBatch = v
         }
         if let v = try integer(slowCallLogSize, "SLOW_CALL_LOG_SIZE", "slow-call-log-size") {
             guard v >= 1, v <= 100_000 else { throw ValidationError("--slow-call-log-size: must be between 1 and 100000") }
