@@ -5,8 +5,8 @@ import Testing
     @Test func aTurnThatEmptiesTheSocketHalvesTheNextButNotBelowTheFloor() {
         var size = TurnSize(ceiling: 128)
         #expect(size.limit == 128)
-        size.turnEnded(taken: 50, drained: true)
-        #expect(size.limit == 25)
+        size.turnEnded(taken: 100, drained: true)
+        #expect(size.limit == 50)
         size.turnEnded(taken: 3, drained: true)
         #expect(size.limit == TurnSize.floor)
     }
@@ -18,7 +18,7 @@ import Testing
         while size.limit < 128 {
             size.turnEnded(taken: size.limit, drained: false)
             turns += 1
-            #expect(turns <= 3, "doubling from 16 reaches 128 in three turns")
+            #expect(turns <= 3, "doubling from the floor reaches 128 in a few turns")
         }
         size.turnEnded(taken: 128, drained: false)
         #expect(size.limit == 128, "never above --max-batch")

@@ -11,8 +11,10 @@
 
 /// The number of calls the next turn may take, from how the last turns ended.
 struct TurnSize {
-    /// The smallest limit: below it, per-turn costs (a write, a sync) dominate.
-    static let floor = 16
+    /// The smallest limit: below it, per-turn costs (a write, a sync) dominate. A floor of
+    /// 16 measured the same with one call in flight per caller and 12 % fewer calls/s with
+    /// sixteen in flight.
+    static let floor = 32
 
     /// The most a turn may take (--max-batch).
     let ceiling: Int

@@ -89,7 +89,7 @@ struct AftersalesdCommand: ParsableCommand {
     var deadlineSlice: String?
     @Option(help: "Most deadlines fired per second while calls arrive: what comes due more slowly fires on time, a burst due together (a sale's proposals expiring, a daemon that was paused) is worked off at this rate so that calls, subscribers and libzmq keep the machine; a call on an overdue case fires its deadline first; with no calls deadlines fire as fast as they can. 0 = no limit. (env AFTERSALES_DEADLINE_RATE, default 15000)")
     var deadlineRate: Int?
-    @Option(help: "Most calls one turn takes from the socket before it is made durable (one journal write; one fdatasync under --fsync always) and answered, 1–4096. While a turn empties the socket the next takes half as many (not under 16), so that few callers' next calls overlap the loop's work; while calls queue it doubles back up to this. (env AFTERSALES_MAX_BATCH, default 128)")
+    @Option(help: "Most calls one turn takes from the socket before it is made durable (one journal write; one fdatasync under --fsync always) and answered, 1–4096. While a turn empties the socket the next takes half as many (not under 32), so that few callers' next calls overlap the loop's work; while calls queue it doubles back up to this. (env AFTERSALES_MAX_BATCH, default 128)")
     var maxBatch: Int?
     @Option(help: "Slow calls kept, newest first. (env AFTERSALES_SLOW_CALL_LOG_SIZE, default 128)")
     var slowCallLogSize: Int?
