@@ -4,7 +4,6 @@ import AfterSalesProto
 import AfterSalesRPC
 import AfterSalesTestSupport
 import ArgumentParser
-import CEpoll
 import Foundation
 import Histogram
 import SwiftProtobuf
@@ -37,35 +36,37 @@ func processCPUNanos(pid: Int32) -> UInt64? {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
+/// One `/proc/…/stat` file: the command name, the parent's pid and the CPU time used
+/// (user + system, ns); nil when it cannot be read.
+private func procStat(_ path: String) -> (comm: Substring, ppid: Int32, cpuNanos: UInt64)? {
+    guard let stat = try? String(contentsOfFile: path, encoding: .utf8),
+          let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+    // After "pid (comm) ": state ppid … utime(12th) stime(13th).
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let ppid = Int32(fields[1]) else { return nil }
+    let ticks = (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0)
+    return (stat[stat.index(after: open)..<close], ppid, ticks * 1_000_000_000 / UInt64(sysconf(Int32(_SC_CLK_TCK))))
+}
+
 /// CPU time (user + system, ns) of the processes `pids` and of their children, from
-/// /proc/N/stat in clock ticks: a daemon, or a PostgreSQL postmaster with its backends.
+/// /proc/N/stat: a daemon, or a PostgreSQL postmaster with its backends.
 func processTreeCPUNanos(_ pids: [Int32]) -> UInt64 {
-    let ticksPerSecond = UInt64(sysconf(Int32(_SC_CLK_TCK)))
-    var ticks: UInt64 = 0
     let roots = Set(pids)
+    var nanos: UInt64 = 0
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { continue }
-        // After "pid (comm) ": state ppid … utime(12th) stime(13th).
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let ppid = Int32(fields[1]) else { continue }
-        if roots.contains(pid) || roots.contains(ppid) { ticks += (UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0) }
+        guard let pid = Int32(entry), let stat = procStat("/proc/\(entry)/stat") else { continue }
+        if roots.contains(pid) || roots.contains(stat.ppid) { nanos += stat.cpuNanos }
     }
-    return ticks * 1_000_000_000 / ticksPerSecond
+    return nanos
 }
 
 /// CPU time (user + system, ns) of each thread of process `pid`, by "tid comm", from
 /// /proc/PID/task/*/stat.
 func threadCPUNanos(_ pid: Int32) -> [String: UInt64] {
-    let ticksPerSecond = UInt64(sysconf(Int32(_SC_CLK_TCK)))
     var threads: [String: UInt64] = [:]
     for tid in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
-              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13 else { continue }
-        let comm = stat[stat.index(after: open)..<close]
-        threads["\(tid) \(comm)"] = ((UInt64(fields[11]) ?? 0) + (UInt64(fields[12]) ?? 0)) * 1_000_000_000 / ticksPerSecond
+        guard let stat = procStat("/proc/\(pid)/task/\(tid)/stat") else { continue }
+        threads["\(tid) \(stat.comm)"] = stat.cpuNanos
     }
     return threads
 }
@@ -154,59 +155,6 @@ enum Cases {
 /// A unique prefix for order ids, so runs against the same daemon never collide.
 func runPrefix(_ label: String) -> String {
     "\(label)-\(getpid())-\(monoNanos() % 1_000_000_000)"
-}
-
-// MARK: - waiting on many sockets
-
-/// Waits on many DEALER sockets at the cost of the ones that fired, not of all of them.
-///
-/// `zmq_poll` reads `ZMQ_EVENTS` of every socket twice per call (each read drains that
-/// socket's command mailbox: a syscall and a `getpid`), so a driver of 50 callers paid
-/// ~100 of those per reply — a quarter of its CPU in `perf`, where redis-benchmark pays
-/// one `epoll_wait`. Here epoll watches the sockets' `ZMQ_FD`s and `wait` hands back the
-/// sockets to drain: those whose descriptor fired, plus those the caller `touched`.
-/// The descriptor only says "look at the socket", and any send or receive may consume
-/// that signal, so a socket operated on outside its own drain must be `touched`; a
-/// socket drained until `receive(dontWait:)` returns nil needs nothing more.
-struct ManySocketWaiter {
-    private let epoll: Int32
-    private var due: [Int]
-    private var isDue: [Bool]
-    private var events: [epoll_event]
-
-    init(_ sockets: [ZMQSocket]) throws {
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epoll >= 0 else { throw BenchError("epoll_create1: errno \(errno)") }
-        for (index, socket) in sockets.enumerated() {
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue
-            event.data.u64 = UInt64(index)
-            guard epoll_ctl(epoll, EPOLL_CTL_ADD, try socket.fileDescriptor, &event) == 0 else {
-                throw BenchError("epoll_ctl: errno \(errno)")
-            }
-        }
-        // Every socket is looked at once first: a signal may predate the registration.
-        due = Array(sockets.indices)
-        isDue = Array(repeating: true, count: sockets.count)
-        events = Array(repeating: epoll_event(), count: max(1, sockets.count))
-    }
-
-    /// Socket `index` was sent on (or received from) outside its own drain: look at it next.
-    mutating func touched(_ index: Int) {
-        if !isDue[index] { isDue[index] = true; due.append(index) }
-    }
-
-    /// The sockets to drain now; waits up to `timeoutMilliseconds` only when none is due.
-    mutating func wait(timeoutMilliseconds: Int32) -> [Int] {
-        let fired = events.withUnsafeMutableBufferPointer {
-            epoll_wait(epoll, $0.baseAddress, Int32($0.count), due.isEmpty ? timeoutMilliseconds : 0)
-        }
-        for event in events.prefix(Int(max(0, fired))) { touched(Int(event.data.u64)) }
-        let ready = due
-        due.removeAll(keepingCapacity: true)
-        for index in ready { isDue[index] = false }
-        return ready
-    }
 }
 
 // MARK: - blocking REQ / DEALER helpers

@@ -5,7 +5,6 @@
 // `poll` and `getpid` in the caller's) for every call, on the same two cores as the
 // daemon; row 10 compares the daemon with servers driven by C programs that pay none
 // of that. NULL mechanism only (no CURVE): the rows that need CURVE use libzmq.
-import CEpoll
 import Foundation
 
 #if canImport(Glibc)
@@ -14,7 +13,7 @@ import Glibc
 
 /// `connections` DEALER connections to one `tcp://IPv4:port` endpoint, each a
 /// non-blocking TCP socket speaking ZMTP 3.0 (NULL), waited on together with epoll.
-final class ZMTPDealers {
+final class ZMTPDealers: CallerConnections {
     private final class Connection {
         let fd: Int32
         var inbox = [UInt8](repeating: 0, count: 1 << 16)
@@ -23,16 +22,13 @@ final class ZMTPDealers {
         init(fd: Int32) { self.fd = fd }
     }
     private var connections: [Connection] = []
-    private let epoll: Int32
-    private var events: [epoll_event]
+    private let epoll: Epoll
     private var outbox: [UInt8] = []
 
     /// Connects and completes the ZMTP handshake of every connection (blocking).
     init(endpoint: String, connections count: Int) throws {
         let address = try Self.address(of: endpoint)
-        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epoll >= 0 else { throw BenchError("epoll_create1: errno \(errno)") }
-        events = Array(repeating: epoll_event(), count: max(1, count))
+        epoll = try Epoll(capacity: count)
         for index in 0..<count {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw BenchError("socket: errno \(errno)") }
@@ -45,20 +41,15 @@ final class ZMTPDealers {
             guard connected == 0 else { throw BenchError("connect \(endpoint): errno \(errno)") }
             try Self.handshake(fd)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue
-            event.data.u64 = UInt64(index)
-            guard epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event) == 0 else { throw BenchError("epoll_ctl: errno \(errno)") }
+            try epoll.add(fd, token: index)
             connections.append(Connection(fd: fd))
         }
     }
 
     deinit {
         for connection in connections { close(connection.fd) }
-        close(epoll)
     }
 
-    /// Sends `[delimiter, body]` on connection `index`, as a DEALER does.
     func send(_ index: Int, body: [UInt8]) throws {
         outbox.removeAll(keepingCapacity: true)
         outbox.append(contentsOf: [0x01, 0x00] as [UInt8])  // the empty delimiter, MORE
@@ -67,15 +58,8 @@ final class ZMTPDealers {
         try Self.writeAll(connections[index].fd, outbox)
     }
 
-    /// Waits up to `timeoutMilliseconds` for replies, then hands each whole reply's body
-    /// (the frame after the delimiter) to `onReply` with its connection's index.
-    func poll(timeoutMilliseconds: Int32, _ onReply: (Int, ArraySlice<UInt8>) throws -> Void) throws {
-        let fired = events.withUnsafeMutableBufferPointer {
-            epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeoutMilliseconds)
-        }
-        guard fired > 0 else { return }
-        for event in events.prefix(Int(fired)) {
-            let index = Int(event.data.u64)
+    func poll(timeoutMilliseconds: Int32, _ onReply: ([UInt8]?) throws -> Void) throws {
+        try epoll.wait(timeoutMilliseconds: timeoutMilliseconds) { index in
             try readAvailable(index)
             try deliver(index, onReply)
         }
@@ -112,7 +96,7 @@ final class ZMTPDealers {
         }
     }
 
-    private func deliver(_ index: Int, _ onReply: (Int, ArraySlice<UInt8>) throws -> Void) throws {
+    private func deliver(_ index: Int, _ onReply: ([UInt8]?) throws -> Void) throws {
         let c = connections[index]
         while true {
             let available = c.end - c.start
@@ -141,7 +125,7 @@ final class ZMTPDealers {
             let wellFormed = c.sawDelimiter
             c.sawDelimiter = false
             if !wellFormed { throw BenchError("a reply without its delimiter frame on connection \(index)") }
-            try onReply(index, c.inbox[bodyStart..<(bodyStart + size)])
+            try onReply(Array(c.inbox[bodyStart..<(bodyStart + size)]))
         }
     }
 

@@ -162,8 +162,7 @@ struct Throughput: ParsableCommand {
         }
         let shardCount = UInt64(ownerOfShard.count)
         let socketsPerCaller = (split ? 2 : 1) * members.count
-        let raw = rawZmtp ? try ZMTPDealers(endpoint: endpoint, connections: connections) : nil
-        for index in 0..<(raw == nil ? connections * socketsPerCaller : 0) {
+        for index in 0..<(rawZmtp ? 0 : connections * socketsPerCaller) {
             let s = try ZMQSocket(context, .dealer)
             try s.setSendHighWaterMark(0)
             try s.setReceiveHighWaterMark(0)
@@ -171,7 +170,9 @@ struct Throughput: ParsableCommand {
             try s.connect(members[index % members.count])
             sockets.append(s)
         }
-        var waiter = raw == nil ? try ManySocketWaiter(sockets) : nil
+        let callers: any CallerConnections = rawZmtp
+            ? try ZMTPDealers(endpoint: endpoint, connections: connections)
+            : try LibzmqDealers(sockets)
         // Let the connections come up before the clock starts.
         Thread.sleep(forTimeInterval: 0.3)
         let prefix = runPrefix("tp-\(label)")
@@ -185,9 +186,7 @@ struct Throughput: ParsableCommand {
         var measured = 0, errors = 0, creates = 0, agrees = 0
         var firstError = ""
 
-        /// Sends the slot's next call; returns the socket it went out on.
-        @discardableResult
-        func send(_ slot: Int) throws -> Int {
+        func send(_ slot: Int) throws {
             seq += 1
             let id = (seq << 20) | UInt64(slot)
             let body: [UInt8]
@@ -208,13 +207,8 @@ struct Throughput: ParsableCommand {
             sentAt[slot] = monoNanos()
             let agreeing = split && pendingCase[slot] != nil
             let socket = (slot / inflight) * socketsPerCaller + (agreeing ? members.count : 0) + ownerOfShard[Int(shard)]
-            if let raw {
-                try raw.send(socket, body: body)
-            } else {
-                try sockets[socket].send(WireFrames.dealerCall(body: body))
-            }
+            try callers.send(socket, body: body)
             outstanding += 1
-            return socket
         }
 
         let start = monoNanos()
@@ -223,14 +217,10 @@ struct Throughput: ParsableCommand {
         var cpuAtFrom: UInt64?, cpuAtTo: UInt64?
         var serverCPUFrom: UInt64?, serverCPUTo: UInt64?
         var threadsFrom: [String: UInt64] = [:], threadsTo: [String: UInt64] = [:]
-        for slot in 0..<slots {
-            let socket = try send(slot)
-            waiter?.touched(socket)
-        }
+        for slot in 0..<slots { try send(slot) }
         var stopping = false
         let hardStop = measureTo + 10_000_000_000
         while outstanding > 0 {
-            let ready = waiter?.wait(timeoutMilliseconds: 100) ?? []
             let now0 = monoNanos()
             if now0 >= measureFrom && cpuAtFrom == nil {
                 cpuAtFrom = processCPUNanos()
@@ -248,7 +238,7 @@ struct Throughput: ParsableCommand {
             }
             if now0 >= measureTo { stopping = true }
             if now0 > hardStop { throw BenchError("\(outstanding) calls unanswered 10 s after the end") }
-            func answered(_ i: Int, _ body: [UInt8]?) throws {
+            try callers.poll(timeoutMilliseconds: 100) { body in
                 let now = monoNanos()
                 outstanding -= 1
                 guard let body, let env = try? ResponseEnvelope(serializedBytes: body) else {
@@ -274,18 +264,7 @@ struct Throughput: ParsableCommand {
                     measured += 1
                     _ = h.record(now - sentAt[slot])
                 }
-                if !stopping {
-                    // A send on another socket (split roles, cluster) may consume its signal.
-                    let socket = try send(slot)
-                    if socket != i && raw == nil { waiter?.touched(socket) }
-                }
-            }
-            if let raw {
-                try raw.poll(timeoutMilliseconds: 100) { i, body in try answered(i, Array(body)) }
-            } else {
-                for i in ready {
-                    while let frames = try sockets[i].receive(dontWait: true) { try answered(i, WireFrames.dealerReply(frames)) }
-                }
+                if !stopping { try send(slot) }
             }
         }
         var out = summary(h, "call")

@@ -321,11 +321,7 @@ enum CaseService {
     /// A request read by the direct codec; what SwiftProtobuf refuses, it refuses.
     static func read<M: WireMessage>(_: M.Type, _ payload: Data) throws(RPCError) -> M {
         do {
-            return try WireReader.reading(payload) { (reader: inout WireReader) throws(WireFailure) -> M in
-                var message = M()
-                try message.merge(&reader)
-                return message
-            }
+            return try M(reading: payload)
         } catch {
             throw RPCError(.invalidArgument, "payload does not parse as \(M.messageName): \(error)")
         }

@@ -12,6 +12,7 @@
 import AfterSalesProto
 import AfterSalesRPC
 import CaseEngine
+import Foundation
 import SwiftProtobuf
 
 enum CaseWireDecoder {
@@ -19,25 +20,18 @@ enum CaseWireDecoder {
     /// AfterSalesRPC's `WireReader`.
     typealias Failure = WireFailure
 
-    /// Decodes one `aftersales.v1.Case` held in an array.
-    static func decodeCase(_ bytes: [UInt8]) throws(Failure) -> Case {
-        let result = bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try decodeCase(raw) } }
-        return try result.get()
-    }
-
-    /// Decodes one `aftersales.v1.Case`.
-    static func decodeCase(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> Case {
+    /// Decodes one `aftersales.v1.Case` (an array, `Data`, a buffer).
+    static func decodeCase(_ bytes: some ContiguousBytes) throws(Failure) -> Case {
         var texts = RepeatedTexts()
-        return try decodeCase(bytes, sharing: &texts)
+        return try CaseWire(reading: bytes).build(sharing: &texts)
     }
 
     /// Decodes one `aftersales.v1.Case`, sharing the storage of texts equal to ones in
-    /// `texts` (the previous case's), which it then updates.
+    /// `texts` (the previous case's), which it then updates. The snapshot's loop: read in
+    /// place, without `reading`'s closure (3 % of a restart when it went through it).
     static func decodeCase(_ bytes: UnsafeRawBufferPointer, sharing texts: inout RepeatedTexts) throws(Failure) -> Case {
         var reader = WireReader(bytes)
-        var fields = CaseWire()
-        try fields.merge(&reader)
-        return try fields.build(sharing: &texts)
+        return try CaseWire(from: &reader).build(sharing: &texts)
     }
 
     /// Texts that case after case repeats — a reason picked from a list, the creation
@@ -130,6 +124,21 @@ extension CaseWireDecoder {
             throw .malformed("\(error)")
         }
         return (try decodeCase(caseBytes), entry)
+    }
+}
+
+extension WireMessage {
+    /// The message read from the rest of `reader`, as SwiftProtobuf would merge it.
+    @inline(__always)
+    init(from reader: inout WireReader) throws(WireFailure) {
+        self.init()
+        try merge(&reader)
+    }
+
+    /// The message read from all of `bytes`.
+    @inline(__always)
+    init(reading bytes: some ContiguousBytes) throws(WireFailure) {
+        self = try WireReader.reading(bytes) { (reader: inout WireReader) throws(WireFailure) in try Self(from: &reader) }
     }
 }
 
