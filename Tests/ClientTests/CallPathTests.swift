@@ -9,6 +9,13 @@ import Testing
 /// caller that sends on its own thread, one that leaves its call to whoever holds the
 /// socket, a blocking caller that waits on the socket itself (the leader), and the I/O
 /// thread that watches it for async calls — alone, mixed, and when things go wrong.
+/// How late a 300 ms deadline may be seen to ring. The failure these tests guard is a
+/// deadline that rings at the I/O thread's next planned wake-up (20 s) or the attempt's end
+/// (30 s); the time measured also includes resuming the test's task on the cooperative pool
+/// that the suites running in parallel share (2.06 s seen once on a 2-core CI machine while
+/// the cluster's failover tests ran), which says nothing of the client.
+let deadlineRingsBy = Duration.seconds(10)
+
 @Suite("AfterSalesClient call paths: callers sending, a blocking caller leading, the I/O thread watching", .serialized, .timeLimit(.minutes(2)))
 struct CallPathTests {
     @Test("blocking threads and async tasks at once on one client: every call gets its own answer")
@@ -120,7 +127,7 @@ struct CallPathTests {
         }
         #expect(alone != nil)
         var elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(2), "took \(elapsed)")
+        #expect(elapsed >= .milliseconds(280) && elapsed < deadlineRingsBy, "took \(elapsed)")
 
         // Async calls in flight (the I/O thread watches the socket, its clock set far
         // ahead): a blocking call's short deadline must still ring on time.
@@ -131,13 +138,13 @@ struct CallPathTests {
             try await onThread { try client.blocking.ping(deadline: .milliseconds(300)) }
         }
         elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(2), "took \(elapsed)")
+        #expect(elapsed >= .milliseconds(280) && elapsed < deadlineRingsBy, "took \(elapsed)")
 
         // And an async call's own, shorter than the one in flight.
         start = ContinuousClock.now
         await expectError(.deadlineExceeded) { try await client.ping(deadline: .milliseconds(300)) }
         elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(2), "took \(elapsed)")
+        #expect(elapsed >= .milliseconds(280) && elapsed < deadlineRingsBy, "took \(elapsed)")
         background.cancel()
         await expectError(.cancelled) { try await background.value }
     }
@@ -220,7 +227,7 @@ struct TaskExecutorTests {
             try await withTaskExecutorPreference(client.taskExecutor) { try await client.ping(deadline: .milliseconds(300)) }
         }
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .milliseconds(280) && elapsed < .seconds(2), "took \(elapsed)")
+        #expect(elapsed >= .milliseconds(280) && elapsed < deadlineRingsBy, "took \(elapsed)")
 
         // Cancelling the task ends its call at once.
         let slow = Task(executorPreference: client.taskExecutor) { try await client.ping(deadline: .seconds(30)) }
